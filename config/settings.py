@@ -1,0 +1,255 @@
+"""Jobsite settings, all read from the environment through one django-environ ``env``.
+
+Development (``DEBUG=true``) runs on safe local defaults. Production (``DEBUG=false``,
+the default) refuses to start while a required variable is missing and names each one.
+``.env.example`` lists every variable.
+"""
+
+from pathlib import Path
+
+import environ
+from django.core.exceptions import ImproperlyConfigured
+
+from config.redis import redis_connection_options
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+env = environ.Env()
+environ.Env.read_env(BASE_DIR / ".env", overwrite=False)
+
+DEBUG = env.bool("DEBUG", default=False)
+
+# Variables production cannot run without. In development each has a local default.
+REQUIRED_IN_PRODUCTION = (
+    "SECRET_KEY",
+    "DATABASE_URL",
+    "REDIS_URL",
+    "ALLOWED_HOSTS",
+    "DEFAULT_FROM_EMAIL",
+    "EMAIL_ESP",
+    "JOB_PAYLOAD_KEYS",
+    "METRICS_TOKEN",
+    "ANYMAIL_WEBHOOK_SECRET",
+    "STRIPE_SECRET_KEY",
+    "STRIPE_WEBHOOK_SECRET",
+    "ONESIGNAL_APP_ID",
+    "ONESIGNAL_API_KEY",
+    "AWS_STORAGE_BUCKET_NAME",
+    "AWS_QUARANTINE_BUCKET_NAME",
+    "AWS_ARCHIVE_BUCKET_NAME",
+    "CDN_BASE_URL",
+    "CLAMD_ADDRESS",
+)
+
+
+def _check_production_environment() -> None:
+    missing = [name for name in REQUIRED_IN_PRODUCTION if not env.str(name, default="")]
+    if missing:
+        raise ImproperlyConfigured(
+            "Production mode (DEBUG=false) needs these environment variables: "
+            + ", ".join(missing)
+            + ". Set them, or set DEBUG=true for local development."
+        )
+
+
+if not DEBUG:
+    _check_production_environment()
+
+# Development-only key; production has SECRET_KEY from the environment (checked above).
+SECRET_KEY = env.str("SECRET_KEY", default="django-insecure-jobsite-development-only")
+ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", "testserver"])
+CSRF_TRUSTED_ORIGINS = env.list("CSRF_TRUSTED_ORIGINS", default=[])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django_dramatiq",
+    "django_apscheduler",
+    "anymail",
+    "marketplace",
+    "jobs",
+    "notifications",
+    "media",
+    "payments",
+    "retention",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    "jobs.middleware.RateLimitMiddleware",
+]
+
+ROOT_URLCONF = "config.urls"
+WSGI_APPLICATION = "config.wsgi.application"
+ASGI_APPLICATION = "config.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": env.db_url(
+        "DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/jobsite"
+    ),
+}
+DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
+DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_USER_MODEL = "marketplace.User"
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
+LOGIN_URL = "admin:login"
+
+# Storage is UTC; the marketplace's business day is Toronto's.
+USE_TZ = True
+TIME_ZONE = "UTC"
+BUSINESS_TIME_ZONE = env.str("BUSINESS_TIME_ZONE", default="America/Toronto")
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("fr", "Français")]
+USE_I18N = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / ".var" / "static"
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {"BACKEND": "whitenoise.storage.CompressedManifestStaticFilesStorage"},
+}
+MEDIA_ROOT = BASE_DIR / ".var" / "media"
+MEDIA_URL = "media/"
+SITE_URL = env.str("SITE_URL", default="http://127.0.0.1:8000")
+
+# --- Redis and the Dramatiq broker -------------------------------------------------
+REDIS_URL = env.str("REDIS_URL", default="redis://127.0.0.1:6379/0")
+REDIS_CA_FILE = env.str("REDIS_CA_FILE", default="")
+REDIS_OPTIONS = redis_connection_options(REDIS_URL, ca_file=REDIS_CA_FILE or None)
+
+DRAMATIQ_NAMESPACE = env.str("DRAMATIQ_NAMESPACE", default="jobsite")
+# Always explicit: without "MIDDLEWARE" django-dramatiq's broker gets none at all, and its
+# default list names a Prometheus class dramatiq 2 moved. AdminMiddleware (a DB row per
+# message) stays off: it caps throughput far below the email target.
+DRAMATIQ_MIDDLEWARE = [
+    "dramatiq.middleware.AgeLimit",
+    "dramatiq.middleware.TimeLimit",
+    "dramatiq.middleware.ShutdownNotifications",
+    "dramatiq.middleware.Callbacks",
+    "dramatiq.middleware.Pipelines",
+    "dramatiq.middleware.Retries",
+    "dramatiq.middleware.CurrentMessage",
+    "django_dramatiq.middleware.DbConnectionsMiddleware",
+]
+DRAMATIQ_BROKER = {
+    "BROKER": "dramatiq.brokers.redis.RedisBroker",
+    "OPTIONS": {"namespace": DRAMATIQ_NAMESPACE, **REDIS_OPTIONS},
+    "MIDDLEWARE": DRAMATIQ_MIDDLEWARE,
+}
+DRAMATIQ_TASKS_DATABASE = "default"
+DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
+
+# Keys for job-payload encryption (Fernet, urlsafe base64). The first encrypts; all
+# decrypt, so a key can be rotated by putting the new one first.
+JOB_PAYLOAD_KEYS = env.list("JOB_PAYLOAD_KEYS", default=[])
+METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
+# --- Email ------------------------------------------------------------------------
+# EMAIL_ESP names an anymail ESP ("postmark", "amazon_ses", "sendgrid", ...); "console"
+# prints mail (development); "test" keeps it in memory (tests).
+EMAIL_ESP = env.str("EMAIL_ESP", default="console")
+_EMAIL_BACKENDS = {
+    "console": "django.core.mail.backends.console.EmailBackend",
+    "test": "anymail.backends.test.EmailBackend",
+    "postmark": "anymail.backends.postmark.EmailBackend",
+    "amazon_ses": "anymail.backends.amazon_ses.EmailBackend",
+    "sendgrid": "anymail.backends.sendgrid.EmailBackend",
+    "mailgun": "anymail.backends.mailgun.EmailBackend",
+}
+if EMAIL_ESP not in _EMAIL_BACKENDS:
+    raise ImproperlyConfigured(
+        f"EMAIL_ESP={EMAIL_ESP!r} is not one of: {', '.join(sorted(_EMAIL_BACKENDS))}"
+    )
+EMAIL_BACKEND = _EMAIL_BACKENDS[EMAIL_ESP]
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Jobsite <no-reply@jobsite.local>")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+ANYMAIL = {
+    "POSTMARK_SERVER_TOKEN": env.str("POSTMARK_SERVER_TOKEN", default=""),
+    "SENDGRID_API_KEY": env.str("SENDGRID_API_KEY", default=""),
+    "MAILGUN_API_KEY": env.str("MAILGUN_API_KEY", default=""),
+    "MAILGUN_SENDER_DOMAIN": env.str("MAILGUN_SENDER_DOMAIN", default=""),
+    # "user:password" that the ESP's webhook posts with (HTTP basic auth).
+    "WEBHOOK_SECRET": env.str("ANYMAIL_WEBHOOK_SECRET", default=""),
+}
+# Where operational alerts go (failure streaks, reports). Comma-separated addresses.
+STAFF_ALERT_EMAILS = env.list("STAFF_ALERT_EMAILS", default=[])
+
+# --- Storage (S3-compatible) --------------------------------------------------------
+AWS_S3_ENDPOINT_URL = env.str("AWS_S3_ENDPOINT_URL", default="")
+AWS_S3_REGION_NAME = env.str("AWS_S3_REGION_NAME", default="ca-central-1")
+AWS_ACCESS_KEY_ID = env.str("AWS_ACCESS_KEY_ID", default="")
+AWS_SECRET_ACCESS_KEY = env.str("AWS_SECRET_ACCESS_KEY", default="")
+AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="jobsite-media")
+AWS_QUARANTINE_BUCKET_NAME = env.str("AWS_QUARANTINE_BUCKET_NAME", default="jobsite-quarantine")
+AWS_ARCHIVE_BUCKET_NAME = env.str("AWS_ARCHIVE_BUCKET_NAME", default="jobsite-archive")
+CDN_BASE_URL = env.str("CDN_BASE_URL", default="")
+
+# --- Payments and push --------------------------------------------------------------
+STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
+STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
+ONESIGNAL_APP_ID = env.str("ONESIGNAL_APP_ID", default="")
+ONESIGNAL_API_KEY = env.str("ONESIGNAL_API_KEY", default="")
+ONESIGNAL_API_URL = env.str("ONESIGNAL_API_URL", default="https://api.onesignal.com")
+
+# --- Virus scanning -------------------------------------------------------------------
+# "tcp://127.0.0.1:3310" or "unix:///path/to/clamd.sock"; empty disables scanning (dev only).
+CLAMD_ADDRESS = env.str("CLAMD_ADDRESS", default="tcp://127.0.0.1:3310")
+
+# --- Logging: one JSON object per line on stderr ----------------------------------------
+LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"json": {"()": "jobs.logging.JsonFormatter"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
+    "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
+    "loggers": {
+        "django.db.backends": {"level": "INFO"},
+        "dramatiq": {"level": env.str("DRAMATIQ_LOG_LEVEL", default="WARNING")},
+    },
+}
+
+# --- Production hardening ---------------------------------------------------------------
+if not DEBUG:
+    SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
+    SESSION_COOKIE_SECURE = True
+    CSRF_COOKIE_SECURE = True
+    SECURE_HSTS_SECONDS = env.int("SECURE_HSTS_SECONDS", default=31536000)
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = True
+    SECURE_HSTS_PRELOAD = True
+    SECURE_CONTENT_TYPE_NOSNIFF = True

@@ -1,0 +1,27 @@
+"""Settings for the test suite: development mode on the real local PostgreSQL and Redis.
+
+Tests use Redis database 15 (``TEST_REDIS_URL`` overrides) so a run never touches the
+data of a developer's ``make run`` on database 0, and anymail's in-memory test backend.
+"""
+
+import os
+
+os.environ.setdefault("DEBUG", "true")
+os.environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
+os.environ["EMAIL_ESP"] = "test"
+os.environ.setdefault("DRAMATIQ_NAMESPACE", "jobsite-test")
+
+from config.settings import *  # noqa: E402,F403
+
+# Django's test runner forces DEBUG off; the manifest storage would then want
+# collectstatic first.
+STORAGES = {
+    **STORAGES,  # noqa: F405
+    "staticfiles": {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"},
+}
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+# Worker threads in tests must not keep connections to the test database open, or it
+# cannot be dropped at the end of the run.
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
+# Static files are served by runserver/whitenoise only outside tests.
+MIDDLEWARE = [m for m in MIDDLEWARE if not m.startswith("whitenoise.")]  # noqa: F405

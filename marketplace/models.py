@@ -1,0 +1,249 @@
+"""The marketplace records Jobsite's background jobs serve.
+
+Times are stored in UTC. Amounts are integer cents in CAD. Nothing here runs business
+logic on save: writes go through ``marketplace.services``.
+"""
+
+import uuid
+import zoneinfo
+
+from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
+
+
+class Province(models.TextChoices):
+    AB = "AB", "Alberta"
+    BC = "BC", "British Columbia"
+    MB = "MB", "Manitoba"
+    NB = "NB", "New Brunswick"
+    NL = "NL", "Newfoundland and Labrador"
+    NS = "NS", "Nova Scotia"
+    NT = "NT", "Northwest Territories"
+    NU = "NU", "Nunavut"
+    ON = "ON", "Ontario"
+    PE = "PE", "Prince Edward Island"
+    QC = "QC", "Quebec"
+    SK = "SK", "Saskatchewan"
+    YT = "YT", "Yukon"
+
+
+class Language(models.TextChoices):
+    ENGLISH = "en", "English"
+    FRENCH = "fr", "Français"
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(_("%(value)s is not an IANA time zone."), params={"value": value})
+
+
+class UserManager(BaseUserManager["User"]):
+    use_in_migrations = True
+
+    def _create_user(self, email: str, password: str | None, **fields) -> "User":
+        if not email:
+            raise ValueError("Users must have an email address.")
+        user = self.model(email=self.normalize_email(email), **fields)
+        user.set_password(password)
+        user.save(using=self._db)
+        return user
+
+    def create_user(self, email: str, password: str | None = None, **fields) -> "User":
+        fields.setdefault("is_staff", False)
+        fields.setdefault("is_superuser", False)
+        return self._create_user(email, password, **fields)
+
+    def create_superuser(self, email: str, password: str | None = None, **fields) -> "User":
+        fields["is_staff"] = True
+        fields["is_superuser"] = True
+        return self._create_user(email, password, **fields)
+
+
+class User(AbstractBaseUser, PermissionsMixin):
+    """A marketplace account: a client, a contractor, or staff. Logs in by email."""
+
+    email = models.EmailField(unique=True)
+    first_name = models.CharField(max_length=150, blank=True)
+    last_name = models.CharField(max_length=150, blank=True)
+    preferred_language = models.CharField(
+        max_length=2, choices=Language.choices, default=Language.ENGLISH
+    )
+    time_zone = models.CharField(
+        max_length=64, default="America/Toronto", validators=[validate_time_zone]
+    )
+    province = models.CharField(max_length=2, choices=Province.choices, blank=True)
+    is_contractor = models.BooleanField(default=False)
+    is_staff = models.BooleanField(default=False)
+    is_active = models.BooleanField(default=True)
+    date_joined = models.DateTimeField(default=timezone.now)
+    last_activity_at = models.DateTimeField(null=True, blank=True, db_index=True)
+
+    objects = UserManager()
+
+    USERNAME_FIELD = "email"
+    EMAIL_FIELD = "email"
+    REQUIRED_FIELDS: list[str] = []
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        # The id, not the address: str(user) ends up in logs and admin messages.
+        return f"User #{self.pk}"
+
+    def get_full_name(self) -> str:
+        return f"{self.first_name} {self.last_name}".strip()
+
+    def get_short_name(self) -> str:
+        return self.first_name
+
+
+class ContractorProfile(models.Model):
+    user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="contractor_profile")
+    business_name = models.CharField(max_length=200)
+    trade_categories = models.JSONField(default=list, blank=True)
+    city = models.CharField(max_length=100)
+    province = models.CharField(max_length=2, choices=Province.choices)
+    latitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
+    longitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
+    rating_average = models.DecimalField(max_digits=3, decimal_places=2, default=0)
+    rating_count = models.PositiveIntegerField(default=0)
+    rating_updated_at = models.DateTimeField(null=True, blank=True)
+    badges = models.JSONField(default=list, blank=True)
+    is_visible = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.business_name
+
+
+class OrderStatus(models.TextChoices):
+    OPEN = "open", "Open"
+    ACCEPTED = "accepted", "Accepted"
+    IN_PROGRESS = "in_progress", "In progress"
+    COMPLETED = "completed", "Completed"
+    CANCELLED = "cancelled", "Cancelled"
+
+
+class Order(models.Model):
+    client = models.ForeignKey(User, on_delete=models.PROTECT, related_name="orders_placed")
+    contractor = models.ForeignKey(
+        User, on_delete=models.PROTECT, related_name="orders_taken", null=True, blank=True
+    )
+    title = models.CharField(max_length=200)
+    status = models.CharField(
+        max_length=20, choices=OrderStatus.choices, default=OrderStatus.OPEN, db_index=True
+    )
+    subtotal_cents = models.PositiveBigIntegerField(default=0)
+    tax_cents = models.PositiveBigIntegerField(default=0)
+    total_cents = models.PositiveBigIntegerField(default=0)
+    currency = models.CharField(max_length=3, default="CAD")
+    province = models.CharField(max_length=2, choices=Province.choices)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(auto_now=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(total_cents=models.F("subtotal_cents") + models.F("tax_cents")),
+                name="order_total_is_subtotal_plus_tax",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Order #{self.pk}"
+
+
+class Review(models.Model):
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="reviews")
+    author = models.ForeignKey(User, on_delete=models.CASCADE, related_name="reviews_written")
+    subject = models.ForeignKey(User, on_delete=models.CASCADE, related_name="reviews_received")
+    rating = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(1), MaxValueValidator(5)]
+    )
+    text = models.TextField(blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+        constraints = [
+            models.UniqueConstraint(fields=["order", "author"], name="one_review_per_order_author"),
+            models.CheckConstraint(
+                condition=models.Q(rating__gte=1, rating__lte=5), name="review_rating_1_to_5"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"Review #{self.pk} ({self.rating}/5)"
+
+
+class ChatMessage(models.Model):
+    thread_id = models.UUIDField(default=uuid.uuid4, db_index=True)
+    sender = models.ForeignKey(User, on_delete=models.CASCADE, related_name="messages_sent")
+    recipient = models.ForeignKey(User, on_delete=models.CASCADE, related_name="messages_received")
+    body = models.TextField()
+    is_read = models.BooleanField(default=False)
+    is_important = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Message #{self.pk}"
+
+
+class UserSession(models.Model):
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="app_sessions")
+    # SHA-256 of the session key: the key itself is a credential and is never stored.
+    session_key_hash = models.CharField(max_length=64, unique=True)
+    device = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_activity_at = models.DateTimeField(default=timezone.now, db_index=True)
+    expires_at = models.DateTimeField(db_index=True)
+    is_active = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return f"Session #{self.pk}"
+
+
+class RefreshToken(models.Model):
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="refresh_tokens")
+    session = models.ForeignKey(
+        UserSession, on_delete=models.CASCADE, related_name="refresh_tokens", null=True, blank=True
+    )
+    token_hash = models.CharField(max_length=64, unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    last_activity_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(db_index=True)
+    is_active = models.BooleanField(default=True)
+    revoked = models.BooleanField(default=False)
+
+    def __str__(self) -> str:
+        return f"Refresh token #{self.pk}"
+
+
+class AuditLog(models.Model):
+    """What happened to which record, by whom. ``metadata`` holds ids and counts, no PII."""
+
+    action = models.CharField(max_length=100, db_index=True)
+    resource_type = models.CharField(max_length=100)
+    resource_id = models.CharField(max_length=100, blank=True)
+    actor = models.ForeignKey(
+        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="audit_entries"
+    )
+    metadata = models.JSONField(default=dict, blank=True)
+    is_critical = models.BooleanField(default=False)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.resource_type}#{self.resource_id}"

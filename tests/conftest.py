@@ -1,0 +1,52 @@
+"""Fixtures shared by the whole suite: real Redis broker, real Dramatiq workers."""
+
+import dramatiq
+import pytest
+from django.test import Client
+
+from jobs.redis import get_redis
+
+
+@pytest.fixture
+def redis_client():
+    """The suite's Redis database, emptied before and after the test."""
+    client = get_redis()
+    client.flushdb()
+    yield client
+    client.flushdb()
+
+
+@pytest.fixture
+def broker(redis_client):
+    """The project's real Redis broker, with every queue empty."""
+    broker = dramatiq.get_broker()
+    broker.flush_all()
+    yield broker
+    broker.flush_all()
+
+
+@pytest.fixture
+def worker(broker):
+    """A real Dramatiq worker consuming every queue, in this process's threads.
+
+    Tests that use it need ``transactional_db`` so the worker sees committed rows.
+    """
+    worker = dramatiq.Worker(broker, worker_threads=4, worker_timeout=50)
+    worker.start()
+    yield worker
+    worker.stop()
+
+
+def drain(broker, worker, *, timeout_ms: int = 20_000) -> None:
+    """Wait until every declared queue is empty and the worker is idle."""
+    for queue_name in list(broker.get_declared_queues()):
+        broker.join(queue_name, timeout=timeout_ms)
+    worker.join()
+
+
+@pytest.fixture
+def staff_client(db, django_user_model) -> Client:
+    user = django_user_model.objects.create_superuser("staff@example.test", "pw-staff-123")
+    client = Client()
+    client.force_login(user)
+    return client
