@@ -6,6 +6,7 @@ the default) refuses to start while a required variable is missing and names eac
 """
 
 from pathlib import Path
+from urllib.parse import unquote
 
 import environ
 from django.core.exceptions import ImproperlyConfigured
@@ -114,6 +115,8 @@ DATABASES = {
         "DATABASE_URL", default="postgres://postgres@127.0.0.1:5432/jobsite"
     ),
 }
+# A Unix-socket directory may be given URL-encoded as the host (postgres://u@%2Fsock%2Fdir/db).
+DATABASES["default"]["HOST"] = unquote(DATABASES["default"].get("HOST", ""))
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"

