@@ -1,0 +1,400 @@
+"""Writes of the notifications app: send email, deliver it, consent, suppression, digest.
+
+Email flows in two steps. :func:`send_email` (called by any app) checks the input and the
+limits, records an :class:`EmailLog` row and enqueues ``send_email_task`` on the
+``emails`` queue after commit. The actor calls :func:`email_deliver`, which renders the
+email in the recipient's language and sends it through anymail. Logs and job payloads
+carry ids, kinds and statuses only.
+"""
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsRefused
+from anymail.signals import AnymailTrackingEvent, EventType, RejectReason
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.core.mail import EmailMultiAlternatives
+from django.core.validators import validate_email
+from django.db import transaction
+from django.db.models import Count, Exists, OuterRef, Q
+from django.urls import reverse
+from django.utils import timezone
+
+from jobs.enqueue import enqueue_on_commit
+from jobs.queues import PermanentError
+from jobs.ratelimit import RateLimit, RateLimitExceeded, rate_limit_hit
+from marketplace.models import User
+from marketplace.services import audit_log_record
+from notifications import tokens
+from notifications.kinds import KINDS, Category, EmailContentError, clean_context
+from notifications.metrics import EMAIL_OUTCOMES, EMAILS_RATE_LIMITED
+from notifications.models import (
+    EmailKind,
+    EmailLog,
+    EmailPreference,
+    EmailStatus,
+    Notification,
+    Suppression,
+    SuppressionReason,
+)
+from notifications.rendering import recipient_language, render_email
+
+logger = logging.getLogger(__name__)
+
+# Seed security requirement: at most 50 emails per user per hour.
+EMAIL_RATE_LIMIT = RateLimit(purpose="email", limit=50, period_seconds=3600)
+DIGEST_MAX_ITEMS = 20
+DIGEST_CHUNK = 500
+DIGEST_REPEAT = timedelta(hours=20)
+
+
+class InvalidRecipient(EmailContentError):
+    """The user has no deliverable address; nothing was recorded or enqueued."""
+
+
+class EmailDeliveryError(Exception):
+    """The ESP failed transiently; the job retries. Carries no ESP text (it may quote
+    the address), only the error class and HTTP status."""
+
+
+def _recipient_address(user: User) -> str:
+    address = (user.email or "").strip()
+    try:
+        validate_email(address)
+    except ValidationError:
+        raise InvalidRecipient(f"User #{user.pk} has no valid email address.") from None
+    return address
+
+
+def _is_suppressed(address: str) -> bool:
+    return Suppression.objects.filter(email=address.lower()).exists()
+
+
+def _preference(user_id: int) -> EmailPreference:
+    """The user's preference row; an unsaved default (opted in) when there is none."""
+    return EmailPreference.objects.filter(user_id=user_id).first() or EmailPreference(
+        user_id=user_id
+    )
+
+
+def _consents(preference: EmailPreference, category: Category) -> bool:
+    if category == Category.MARKETING:
+        return preference.marketing
+    if category == Category.DIGEST:
+        return preference.digest
+    return True
+
+
+def unsubscribe_url(preference: EmailPreference) -> str:
+    token = tokens.unsubscribe_token(preference.user_id, preference.unsubscribe_nonce)
+    path = reverse("notifications:unsubscribe", kwargs={"token": token})
+    return settings.SITE_URL.rstrip("/") + path
+
+
+def _finish(log: EmailLog, status: EmailStatus, fields: list[str] | None = None) -> EmailLog:
+    log.status = status
+    if log.pk is None:
+        log.save()
+    else:
+        log.save(update_fields=["status", "updated_at", *(fields or [])])
+    EMAIL_OUTCOMES.labels(log.kind, status).inc()
+    logger.info("email %s", status, extra={"email_log_id": log.pk, "kind": log.kind})
+    return log
+
+
+def send_email(*, kind: str, user_id: int, context: dict[str, Any] | None = None) -> EmailLog:
+    """Record and enqueue one email of ``kind`` to user ``user_id``.
+
+    Returns the :class:`EmailLog` row. Its status says what happened: ``queued`` (sent
+    after commit), or, with nothing enqueued, ``opted_out`` (a non-transactional kind
+    the user turned off), ``suppressed`` (the address bounced, complained or is
+    blacklisted) or ``rate_limited`` (the user's 50 emails per hour are used up).
+
+    Raises:
+      EmailContentError: unknown kind, unknown user, bad or unsafe context (a line break
+        in a header value). Nothing is recorded or enqueued.
+      InvalidRecipient: the user's address is not valid. Nothing is recorded or enqueued.
+    """
+    try:
+        kind = EmailKind(kind)
+    except ValueError:
+        raise EmailContentError(f"Unknown email kind {kind!r}.") from None
+    cleaned = clean_context(kind, context)
+    user = User.objects.filter(pk=user_id, is_active=True).first()
+    if user is None:
+        raise EmailContentError(f"No active user #{user_id}.")
+    address = _recipient_address(user)
+    spec = KINDS[kind]
+    log = EmailLog(kind=kind, user=user, context=cleaned, language=recipient_language(user))
+    with transaction.atomic():
+        if not spec.transactional and not _consents(_preference(user.pk), spec.category):
+            return _finish(log, EmailStatus.OPTED_OUT)
+        if _is_suppressed(address):
+            return _finish(log, EmailStatus.SUPPRESSED)
+        try:
+            rate_limit_hit(EMAIL_RATE_LIMIT, user.pk)
+        except RateLimitExceeded:
+            EMAILS_RATE_LIMITED.labels(kind).inc()
+            return _finish(log, EmailStatus.RATE_LIMITED)
+        from notifications.tasks import send_email_task
+
+        log.save()
+        log.message_id = enqueue_on_commit(send_email_task, log.pk)
+        EmailLog.objects.filter(pk=log.pk).update(message_id=log.message_id)
+    logger.info("email queued", extra={"email_log_id": log.pk, "kind": kind})
+    return log
+
+
+def _build_message(log: EmailLog, address: str) -> EmailMultiAlternatives:
+    spec = KINDS[log.kind]
+    link = "" if spec.transactional else unsubscribe_url(_preference(log.user_id))
+    rendered = render_email(kind=log.kind, user=log.user, context=log.context,
+                            unsubscribe_url=link)
+    message = EmailMultiAlternatives(
+        subject=rendered.subject, body=rendered.text, from_email=settings.DEFAULT_FROM_EMAIL,
+        to=[address], headers=rendered.headers,
+    )
+    message.attach_alternative(rendered.html, "text/html")
+    message.tags = [log.kind]
+    message.metadata = {"email_log_id": str(log.pk)}
+    return message
+
+
+def _is_permanent(exc: AnymailError) -> bool:
+    """4xx from the ESP (except 429, too many requests) means retrying cannot help."""
+    if isinstance(exc, AnymailRecipientsRefused):
+        return True
+    status = getattr(exc, "status_code", None)
+    return isinstance(exc, AnymailAPIError) and status is not None and (
+        400 <= status < 500 and status != 429
+    )
+
+
+def email_deliver(*, email_log_id: int, final_attempt: bool = False) -> EmailLog | None:
+    """Render and send the email of log row ``email_log_id`` (the actor's one service).
+
+    Idempotent: a row that is no longer ``queued`` is left alone; a deleted row is
+    ignored. ``final_attempt`` marks the row ``failed`` if this attempt fails.
+
+    Raises:
+      PermanentError: the ESP refused the recipient or the request (4xx); the row says
+        ``rejected``. Not retried.
+      EmailDeliveryError: a transient ESP failure (5xx, 429, network); retried.
+    """
+    with transaction.atomic():
+        log = (
+            EmailLog.objects.select_for_update(of=("self",)).select_related("user")
+            .filter(pk=email_log_id).first()
+        )
+        if log is None or log.status != EmailStatus.QUEUED:
+            return log
+        log.attempts += 1
+        log.last_attempt_at = timezone.now()
+        error = _deliver_locked(log, final_attempt=final_attempt)
+    if error is not None:
+        # Raised after the commit so the row keeps its status. ``from None``: the ESP's
+        # own exception text may quote the address and must not reach logs or Redis.
+        raise error from None
+    return log
+
+
+def _deliver_locked(log: EmailLog, *, final_attempt: bool) -> Exception | None:
+    """Send ``log``'s email (its row is locked); returns the error to raise, if any."""
+    tracked = ["attempts", "last_attempt_at"]
+    try:
+        address = _recipient_address(log.user)
+    except InvalidRecipient:
+        log.last_error = "InvalidRecipient"
+        _finish(log, EmailStatus.REJECTED, [*tracked, "last_error"])
+        return PermanentError(f"Email #{log.pk}: the user's address is not valid.")
+    spec = KINDS[log.kind]
+    if _is_suppressed(address):
+        _finish(log, EmailStatus.SUPPRESSED, tracked)
+        return None
+    if not spec.transactional and not _consents(_preference(log.user_id), spec.category):
+        _finish(log, EmailStatus.OPTED_OUT, tracked)
+        return None
+    try:
+        message = _build_message(log, address)
+        message.send()
+    except EmailContentError:
+        log.last_error = "EmailContentError"
+        _finish(log, EmailStatus.FAILED, [*tracked, "last_error"])
+        return PermanentError(f"Email #{log.pk} could not be rendered safely.")
+    except AnymailError as exc:
+        status_code = getattr(exc, "status_code", None)
+        log.last_error = f"{type(exc).__name__} (HTTP {status_code})"[:200]
+        if _is_permanent(exc):
+            if isinstance(exc, AnymailRecipientsRefused):
+                suppression_add(email=address, reason=SuppressionReason.REJECTED, source="esp")
+            _finish(log, EmailStatus.REJECTED, [*tracked, "last_error"])
+            return PermanentError(
+                f"Email #{log.pk}: the ESP refused it ({log.last_error}); not retried."
+            )
+        if final_attempt:
+            _finish(log, EmailStatus.FAILED, [*tracked, "last_error"])
+        else:
+            log.save(update_fields=[*tracked, "last_error", "updated_at"])
+        return EmailDeliveryError(
+            f"Email #{log.pk}: ESP error {log.last_error}; attempt {log.attempts}."
+        )
+    log.sent_at = timezone.now()
+    log.esp_message_id = str(message.anymail_status.message_id or "")[:255]
+    _finish(log, EmailStatus.SENT, [*tracked, "sent_at", "esp_message_id"])
+    return None
+
+
+# --- Consent -----------------------------------------------------------------------------
+
+
+def email_preference_update(*, user: User, marketing: bool | None = None,
+                            digest: bool | None = None, via: str) -> EmailPreference:
+    """Change a user's email consent and record the change in the audit log."""
+    with transaction.atomic():
+        preference, _ = EmailPreference.objects.select_for_update().get_or_create(user=user)
+        changes = {}
+        if marketing is not None and marketing != preference.marketing:
+            preference.marketing = changes["marketing"] = marketing
+        if digest is not None and digest != preference.digest:
+            preference.digest = changes["digest"] = digest
+        if changes:
+            preference.save()
+            audit_log_record(action="email.consent_changed", resource_type="user",
+                             resource_id=user.pk, actor=user, metadata={**changes, "via": via})
+    return preference
+
+
+def email_unsubscribe(*, token: str) -> EmailPreference:
+    """Turn off marketing and digest email for the user of a one-click unsubscribe link.
+
+    Each link works once: the preference's nonce moves on, so the same token is refused
+    the second time.
+
+    Raises:
+      tokens.InvalidToken: the token is forged, malformed or already used.
+    """
+    user_id, nonce = tokens.unsubscribe_token_data(token)
+    with transaction.atomic():
+        user = User.objects.filter(pk=user_id).first()
+        if user is None:
+            raise tokens.InvalidToken("The unsubscribe link is invalid.")
+        preference, _ = EmailPreference.objects.select_for_update().get_or_create(user=user)
+        if preference.unsubscribe_nonce != nonce:
+            raise tokens.InvalidToken("The unsubscribe link was already used.")
+        preference.unsubscribe_nonce += 1
+        preference.save(update_fields=["unsubscribe_nonce", "updated_at"])
+        return email_preference_update(user=user, marketing=False, digest=False,
+                                       via="unsubscribe_link")
+
+
+# --- Suppression list ----------------------------------------------------------------------
+
+
+def suppression_add(*, email: str, reason: SuppressionReason, source: str,
+                    created_by: User | None = None) -> Suppression:
+    """Never send to ``email`` again. Idempotent: an existing entry is kept as it is."""
+    suppression, created = Suppression.objects.get_or_create(
+        email=email.strip().lower(),
+        defaults={"reason": reason, "source": source, "created_by": created_by},
+    )
+    if created:
+        audit_log_record(action="email.suppression_added", resource_type="suppression",
+                         resource_id=suppression.pk, actor=created_by,
+                         metadata={"reason": reason, "source": source})
+    return suppression
+
+
+def suppression_remove(*, suppression: Suppression, removed_by: User | None = None) -> None:
+    audit_log_record(action="email.suppression_removed", resource_type="suppression",
+                     resource_id=suppression.pk, actor=removed_by,
+                     metadata={"reason": suppression.reason})
+    suppression.delete()
+
+
+_SUPPRESSING_EVENTS = {
+    EventType.BOUNCED: SuppressionReason.HARD_BOUNCE,
+    EventType.COMPLAINED: SuppressionReason.COMPLAINT,
+    EventType.REJECTED: SuppressionReason.REJECTED,
+}
+
+
+def email_tracking_event_record(*, event: AnymailTrackingEvent, esp_name: str) -> bool:
+    """Apply one ESP tracking event; hard bounces and complaints suppress the address.
+
+    Returns whether the address was suppressed. Soft bounces and engagement events
+    (opens, clicks, deliveries) change nothing.
+    """
+    reason = _SUPPRESSING_EVENTS.get(event.event_type)
+    esp_event = event.esp_event if isinstance(event.esp_event, dict) else {}
+    soft = esp_event.get("Type") == "SoftBounce" or (
+        event.event_type == EventType.BOUNCED and event.reject_reason not in (
+            RejectReason.BOUNCED, RejectReason.INVALID, None)
+    )
+    if reason is None or soft or not event.recipient:
+        return False
+    with transaction.atomic():
+        suppression_add(email=event.recipient, reason=reason, source=esp_name.lower())
+        if event.message_id:
+            EmailLog.objects.filter(
+                esp_message_id=str(event.message_id), status=EmailStatus.SENT
+            ).update(status=EmailStatus.REJECTED, last_error=f"{esp_name}: {event.event_type}")
+    logger.info("email address suppressed",
+                extra={"esp": esp_name, "event": event.event_type, "reason": reason})
+    return True
+
+
+# --- In-app notifications and the daily digest ----------------------------------------
+
+
+def notification_create(*, user: User, kind: str, title: str, body: str = "",
+                        is_important: bool = False) -> Notification:
+    return Notification.objects.create(user=user, kind=kind, title=title[:200], body=body,
+                                       is_important=is_important)
+
+
+def daily_digest_send(*, now: Any = None) -> int:
+    """Send one digest to each opted-in user with unread notifications of the last day.
+
+    Users with none get nothing, nor do users who already got one in the last 20 hours
+    (so a repeated run is harmless). Walks users in chunks of ids. Returns how many
+    digests were queued.
+    """
+    now = now or timezone.now()
+    since = now - timedelta(days=1)
+    recent_unread = Q(notifications__is_read=False, notifications__created_at__gte=since)
+    opted_out = EmailPreference.objects.filter(user=OuterRef("pk"), digest=False)
+    # A run repeated the same day (a retry, a manual run) does not send a second digest.
+    already = EmailLog.objects.filter(
+        user=OuterRef("pk"), kind=EmailKind.DAILY_DIGEST, created_at__gte=now - DIGEST_REPEAT,
+        status__in=[EmailStatus.QUEUED, EmailStatus.SENT],
+    )
+    users = (
+        User.objects.filter(is_active=True)
+        .exclude(Exists(opted_out))
+        .exclude(Exists(already))
+        .annotate(unread=Count("notifications", filter=recent_unread))
+        .filter(unread__gt=0)
+        .order_by("pk")
+    )
+    queued, last_id = 0, 0
+    while True:
+        chunk = list(users.filter(pk__gt=last_id).values_list("pk", "unread")[:DIGEST_CHUNK])
+        if not chunk:
+            return queued
+        for user_id, unread in chunk:
+            ids = list(
+                Notification.objects.filter(user_id=user_id, is_read=False,
+                                            created_at__gte=since)
+                .order_by("-is_important", "-created_at")
+                .values_list("pk", flat=True)[:DIGEST_MAX_ITEMS]
+            )
+            try:
+                log = send_email(kind=EmailKind.DAILY_DIGEST, user_id=user_id,
+                                 context={"notification_ids": ids, "unread_count": unread})
+            except EmailContentError:
+                logger.warning("digest skipped: no valid address", extra={"user_id": user_id})
+                continue
+            queued += log.status == EmailStatus.QUEUED
+        last_id = chunk[-1][0]
