@@ -27,6 +27,9 @@ class EmailStatus(models.TextChoices):
     FAILED = "failed", "Failed"
     # The ESP refused the recipient (invalid, rejected): never retried.
     REJECTED = "rejected", "Rejected by ESP"
+    # After sending: the ESP reported a hard bounce or a spam complaint (webhook).
+    BOUNCED = "bounced", "Bounced"
+    COMPLAINED = "complained", "Complained"
     SUPPRESSED = "suppressed", "Suppressed"
     RATE_LIMITED = "rate_limited", "Rate limited"
     OPTED_OUT = "opted_out", "Opted out"

@@ -225,7 +225,7 @@ def _deliver_locked(log: EmailLog, *, final_attempt: bool) -> Exception | None:
         return PermanentError(f"Email #{log.pk} could not be rendered safely.")
     except AnymailError as exc:
         status_code = getattr(exc, "status_code", None)
-        log.last_error = f"{type(exc).__name__} (HTTP {status_code})"[:200]
+        log.last_error = type(exc).__name__ + (f" (HTTP {status_code})" if status_code else "")
         if _is_permanent(exc):
             if isinstance(exc, AnymailRecipientsRefused):
                 suppression_add(email=address, reason=SuppressionReason.REJECTED, source="esp")
@@ -241,7 +241,8 @@ def _deliver_locked(log: EmailLog, *, final_attempt: bool) -> Exception | None:
             f"Email #{log.pk}: ESP error {log.last_error}; attempt {log.attempts}."
         )
     log.sent_at = timezone.now()
-    log.esp_message_id = str(message.anymail_status.message_id or "")[:255]
+    esp_id = message.anymail_status.message_id
+    log.esp_message_id = "" if esp_id is None else str(esp_id)[:255]
     _finish(log, EmailStatus.SENT, [*tracked, "sent_at", "esp_message_id"])
     return None
 
@@ -337,9 +338,11 @@ def email_tracking_event_record(*, event: AnymailTrackingEvent, esp_name: str) -
     with transaction.atomic():
         suppression_add(email=event.recipient, reason=reason, source=esp_name.lower())
         if event.message_id:
+            status = (EmailStatus.COMPLAINED if event.event_type == EventType.COMPLAINED
+                      else EmailStatus.BOUNCED)
             EmailLog.objects.filter(
                 esp_message_id=str(event.message_id), status=EmailStatus.SENT
-            ).update(status=EmailStatus.REJECTED, last_error=f"{esp_name}: {event.event_type}")
+            ).update(status=status, last_error=f"{esp_name}: {event.event_type}"[:200])
     logger.info("email address suppressed",
                 extra={"esp": esp_name, "event": event.event_type, "reason": reason})
     return True
