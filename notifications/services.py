@@ -12,7 +12,7 @@ from datetime import timedelta
 from typing import Any
 
 from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsRefused
-from anymail.signals import AnymailTrackingEvent, EventType, RejectReason
+from anymail.signals import AnymailTrackingEvent, EventType
 from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
@@ -321,6 +321,20 @@ _SUPPRESSING_EVENTS = {
 }
 
 
+def _is_soft_bounce(event: AnymailTrackingEvent) -> bool:
+    """A bounce that may succeed later: anymail reports these as "bounced" too, so the
+    ESP's own bounce type decides."""
+    if event.event_type != EventType.BOUNCED or not isinstance(event.esp_event, dict):
+        return False
+    esp = event.esp_event
+    bounce = esp.get("bounce") if isinstance(esp.get("bounce"), dict) else {}
+    return (
+        esp.get("Type") == "SoftBounce"  # Postmark
+        or esp.get("type") == "blocked"  # SendGrid
+        or bounce.get("bounceType") in ("Transient", "Undetermined")  # Amazon SES
+    )
+
+
 def email_tracking_event_record(*, event: AnymailTrackingEvent, esp_name: str) -> bool:
     """Apply one ESP tracking event; hard bounces and complaints suppress the address.
 
@@ -328,15 +342,11 @@ def email_tracking_event_record(*, event: AnymailTrackingEvent, esp_name: str) -
     (opens, clicks, deliveries) change nothing.
     """
     reason = _SUPPRESSING_EVENTS.get(event.event_type)
-    esp_event = event.esp_event if isinstance(event.esp_event, dict) else {}
-    soft = esp_event.get("Type") == "SoftBounce" or (
-        event.event_type == EventType.BOUNCED and event.reject_reason not in (
-            RejectReason.BOUNCED, RejectReason.INVALID, None)
-    )
-    if reason is None or soft or not event.recipient:
+    if reason is None or _is_soft_bounce(event) or not event.recipient:
         return False
     with transaction.atomic():
-        suppression_add(email=event.recipient, reason=reason, source=esp_name.lower())
+        suppression_add(email=event.recipient, reason=reason,
+                        source=esp_name.lower().replace(" ", "_"))
         if event.message_id:
             status = (EmailStatus.COMPLAINED if event.event_type == EventType.COMPLAINED
                       else EmailStatus.BOUNCED)
