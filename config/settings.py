@@ -173,7 +173,9 @@ DRAMATIQ_BROKER = {
     "MIDDLEWARE": DRAMATIQ_MIDDLEWARE,
 }
 DRAMATIQ_TASKS_DATABASE = "default"
-DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
+# bench.actors: the no-op of ``manage.py benchjobs`` (jobs/bench/), run by the real
+# worker groups; it only receives messages the benchmark sends.
+DRAMATIQ_AUTODISCOVER_MODULES = ["tasks", "bench.actors"]
 
 # Keys for job-payload encryption (Fernet, urlsafe base64). The first encrypts; all
 # decrypt, so a key can be rotated by putting the new one first.
