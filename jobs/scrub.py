@@ -19,12 +19,13 @@ PHONE = "[phone]"
 CARD = "[card-number]"
 SECRET = "[secret]"
 REDACTED = "[redacted]"
+ARGUMENT = "[argument]"
 
 # key=value / key: value where the key names a credential, and HTTP auth schemes.
 _CREDENTIAL = re.compile(
     r"(?i)\b((?:api[_-]?key|access[_-]?token|refresh[_-]?token|token|secret|password|"
-    r"passwd|pwd|authorization|auth|session(?:id)?|signature|sig)\b[\"']?\s*[:=]\s*)"
-    r"(?:bearer\s+|basic\s+)?[\"']?[^\s\"',;&)}\]]+"
+    r"passwd|pwd|authorization|auth|session(?:id)?|signature|sig)\b[\"']?\s*[:=]\s*"
+    r"(?:bearer\s+|basic\s+)?[\"']?)[^\s\"',;&)}\[\]]+"
 )
 _AUTH_SCHEME = re.compile(r"(?i)\b(bearer|basic)\s+[A-Za-z0-9._~+/=-]{8,}")
 _EMAIL = re.compile(r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}")
@@ -81,15 +82,36 @@ def _scrub_card(match: re.Match[str]) -> str:
     return CARD if _luhn_valid(digits) else match.group(0)
 
 
-def scrub(text: str, *, max_length: int | None = None) -> str:
+def argument_values(*values: Any) -> list[str]:
+    """The strings (3+ characters) inside job arguments, longest first, for :func:`scrub`."""
+    found: set[str] = set()
+    stack = list(values)
+    while stack:
+        value = stack.pop()
+        if isinstance(value, str):
+            if len(value) >= 3:
+                found.add(value)
+        elif isinstance(value, dict):
+            stack.extend(value.values())
+        elif isinstance(value, list | tuple):
+            stack.extend(value)
+    return sorted(found, key=len, reverse=True)
+
+
+def scrub(text: str, *, max_length: int | None = None, known: list[str] | None = None) -> str:
     """Return ``text`` with emails, phone and card numbers, tokens and secrets replaced.
 
-    ``max_length`` truncates the input first, so a huge exception message costs little.
+    ``known`` are values known to be sensitive, such as the string arguments of the job
+    that failed (see :func:`argument_values`): a name has no pattern, but an exception
+    message quoting the job's own ``first_name`` argument is caught this way. ``max_length``
+    truncates the input first, so a huge exception message costs little.
     """
     if not text:
         return text
     if max_length is not None and len(text) > max_length:
         text = text[:max_length] + "…"
+    for value in known or ():
+        text = text.replace(value, ARGUMENT)
     # Order matters: credentials before the generic long-token rule rewrites their values,
     # cards before phones (a card number contains phone-shaped runs).
     text = _CREDENTIAL.sub(r"\1" + REDACTED, text)
@@ -105,12 +127,12 @@ def describe_message(message: Message | MessageProxy) -> str:
     return f"{message.actor_name} on {message.queue_name} ({message.message_id})"
 
 
-def _safe_arg(value: Any) -> Any:
+def _safe_arg(value: Any, known: list[str]) -> Any:
     if isinstance(value, Message | MessageProxy):
         return describe_message(value)
     if isinstance(value, int | float | bool) or value is None:
         return value
-    return scrub(str(value), max_length=4000)
+    return scrub(str(value), max_length=4000, known=known)
 
 
 class DramatiqLogFilter(logging.Filter):
@@ -131,18 +153,22 @@ class DramatiqLogFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         if not record.name.startswith(self.prefixes):
             return True
+        args = record.args if isinstance(record.args, tuple) else (record.args,)
+        # The failing message's own arguments are what its exception most likely quotes.
+        known = argument_values(*(
+            [arg.args, arg.kwargs] for arg in args if isinstance(arg, Message | MessageProxy)
+        ))
         if record.args:
-            args = record.args if isinstance(record.args, tuple) else (record.args,)
             try:
-                record.msg = str(record.msg) % tuple(_safe_arg(arg) for arg in args)
+                record.msg = str(record.msg) % tuple(_safe_arg(arg, known) for arg in args)
             except (TypeError, ValueError):
-                record.msg = scrub(str(record.msg))
+                record.msg = scrub(str(record.msg), known=known)
             record.args = None
-        record.msg = scrub(str(record.msg))
+        record.msg = scrub(str(record.msg), known=known)
         if record.exc_info and record.exc_info[0] is not None:
             formatted = logging.Formatter().formatException(record.exc_info)
-            record.exc_text = scrub(formatted)
+            record.exc_text = scrub(formatted, known=known)
             record.exc_info = None
         elif record.exc_text:
-            record.exc_text = scrub(record.exc_text)
+            record.exc_text = scrub(record.exc_text, known=known)
         return True

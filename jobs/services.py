@@ -20,7 +20,7 @@ from jobs.encryption import decrypt_json, encrypt_json
 from jobs.enqueue import enqueue_message_on_commit
 from jobs.models import FailedJob, FailedJobStatus
 from jobs.redis import get_redis
-from jobs.scrub import scrub
+from jobs.scrub import argument_values, scrub
 from marketplace.models import User
 from marketplace.services import audit_log_record
 
@@ -42,12 +42,12 @@ def _job_options(options: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in options.items() if key not in DELIVERY_OPTIONS}
 
 
-def _format_traceback(exception: BaseException | None, fallback: str) -> str:
+def _format_traceback(exception: BaseException | None, fallback: str, known: list[str]) -> str:
     if exception is not None and exception.__traceback__ is not None:
         text = "".join(traceback_module.format_exception(exception, limit=30))
     else:
         text = fallback or ""
-    return scrub(text, max_length=TRACEBACK_MAX_LENGTH)
+    return scrub(text, max_length=TRACEBACK_MAX_LENGTH, known=known)
 
 
 def failed_job_record(
@@ -59,25 +59,28 @@ def failed_job_record(
     """Record a message that failed for good. Idempotent per ``message_id``.
 
     The arguments are stored encrypted; the exception message and the traceback are
-    scrubbed of personal data. A message delivered again and failing again (at-least-once
-    delivery) updates its row and returns it to ``failed``.
+    scrubbed of personal data, including any string argument of the job they quote. A
+    message delivered again and failing again (at-least-once delivery) updates its row and
+    returns it to ``failed``.
     """
     failed_at = failed_at or timezone.now()
+    args = list(args)
+    known = argument_values(args, kwargs)
     schedule_id = options.get("schedule_id")
     values = {
         "actor_name": actor_name,
         "queue_name": queue_name,
         "status": FailedJobStatus.FAILED,
         "payload": encrypt_json(
-            {"args": list(args), "kwargs": kwargs, "options": _job_options(options)}
+            {"args": args, "kwargs": kwargs, "options": _job_options(options)}
         ),
         "schedule_id": schedule_id if isinstance(schedule_id, int) else None,
         "exception_type": type(exception).__name__ if exception is not None else "Failed",
         "exception_message": scrub(
             str(exception) if exception is not None else "",
-            max_length=EXCEPTION_MESSAGE_MAX_LENGTH,
+            max_length=EXCEPTION_MESSAGE_MAX_LENGTH, known=known,
         ),
-        "traceback": _format_traceback(exception, options.get("traceback", "")),
+        "traceback": _format_traceback(exception, options.get("traceback", ""), known),
         "attempts": attempts,
         "last_failed_at": failed_at,
     }

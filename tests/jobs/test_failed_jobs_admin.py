@@ -51,7 +51,7 @@ def test_exhausted_job_is_recorded_then_retried_from_admin(broker, worker, staff
     assert failed.queue_name == "push"
     assert failed.attempts == 3
     assert failed.exception_type == "RuntimeError"
-    assert failed.exception_message == "push rejected for token=[redacted] owner [email]"
+    assert failed.exception_message == "push rejected for token=[argument] owner [email]"
     assert "push_to_device" in failed.traceback
     assert "raise RuntimeError" in failed.traceback
     assert token not in failed.traceback and "jane@example.com" not in failed.traceback
