@@ -21,6 +21,7 @@ from typing import Any
 
 from cryptography.fernet import Fernet, InvalidToken, MultiFernet
 from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
 from dramatiq.encoder import Encoder, MessageData
 from dramatiq.errors import DecodeError
 
@@ -50,7 +51,17 @@ def _dev_key(secret_key: str) -> bytes:
 @lru_cache(maxsize=4)
 def _fernet_for(keys: tuple[str, ...], secret_key: str) -> MultiFernet:
     raw_keys = [key.encode() for key in keys] or [_dev_key(secret_key)]
-    return MultiFernet([Fernet(key) for key in raw_keys])
+    fernets = []
+    for position, key in enumerate(raw_keys, start=1):
+        try:
+            fernets.append(Fernet(key))
+        except ValueError:
+            # Name the position, never the key.
+            raise ImproperlyConfigured(
+                f"JOB_PAYLOAD_KEYS entry #{position} is not a Fernet key (32 bytes, urlsafe "
+                "base64); make one with cryptography.fernet.Fernet.generate_key()."
+            ) from None
+    return MultiFernet(fernets)
 
 
 def payload_fernet() -> MultiFernet:

@@ -7,6 +7,7 @@ import time
 import dramatiq
 import pytest
 from cryptography.fernet import Fernet
+from django.core.exceptions import ImproperlyConfigured
 from django.test import override_settings
 
 from jobs.encryption import EncryptedJSONEncoder, UndecryptableMessage, envelope_ids
@@ -132,6 +133,14 @@ def test_rotated_keys_still_decrypt_older_messages():
     # once the old key is dropped, the body is rejected, not guessed at
     with override_settings(JOB_PAYLOAD_KEYS=[new]), pytest.raises(UndecryptableMessage):
         encoder.decode(body)
+
+
+def test_a_malformed_key_is_a_clear_configuration_error():
+    good = Fernet.generate_key().decode()
+    with override_settings(JOB_PAYLOAD_KEYS=[good, "not-a-key"]):
+        with pytest.raises(ImproperlyConfigured, match="JOB_PAYLOAD_KEYS entry #2") as error:
+            EncryptedJSONEncoder().encode({"message_id": "m", "options": {}})
+    assert "not-a-key" not in str(error.value)
 
 
 def test_plain_json_is_rejected():
