@@ -195,6 +195,8 @@ def failed_jobs_purge(*, older_than_days: int | None = None) -> int:
         raise ValueError("older_than_days must not be negative")
     cutoff = timezone.now() - timedelta(days=older_than_days)
     deleted, _ = FailedJob.objects.filter(last_failed_at__lt=cutoff).delete()
+    logger.info("Failed jobs purged", extra={"deleted": deleted,
+                                             "older_than_days": older_than_days})
     return deleted
 
 
