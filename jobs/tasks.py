@@ -1,0 +1,22 @@
+"""Actors of the jobs app. Thin: one service call each."""
+
+from jobs import services
+from jobs.queues import Queue, jobsite_actor
+from jobs.schedules import ScheduleSpec
+
+
+@jobsite_actor(queue=Queue.MAINTENANCE, actor_name="failed_jobs_purge")
+def failed_jobs_purge() -> None:
+    """Delete failed-job rows past ``FAILED_JOB_RETENTION_DAYS``. Idempotent."""
+    services.failed_jobs_purge()
+
+
+SCHEDULES: list[ScheduleSpec] = [
+    ScheduleSpec(
+        name="failed_jobs_purge",
+        actor_name="failed_jobs_purge",
+        cron="30 3 * * *",
+        time_zone="UTC",
+        description="Delete failed-job records older than FAILED_JOB_RETENTION_DAYS.",
+    ),
+]
