@@ -22,6 +22,8 @@ class EmailKind(models.TextChoices):
 
 class EmailStatus(models.TextChoices):
     QUEUED = "queued", "Queued"
+    # Claimed by a worker that is rendering and sending it right now.
+    SENDING = "sending", "Sending"
     SENT = "sent", "Sent"
     # Retries exhausted or a permanent ESP error: the job is in the failed-job list.
     FAILED = "failed", "Failed"

@@ -18,7 +18,8 @@ from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.core.validators import validate_email
 from django.db import transaction
-from django.db.models import Count, Exists, OuterRef, Q
+from django.db.models import Count, Exists, F, OuterRef, Q
+from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
 
@@ -48,6 +49,8 @@ EMAIL_RATE_LIMIT = RateLimit(purpose="email", limit=50, period_seconds=3600)
 DIGEST_MAX_ITEMS = 20
 DIGEST_CHUNK = 500
 DIGEST_REPEAT = timedelta(hours=20)
+# A claim this old belongs to a worker that died mid-send (the actor's time limit is 2 min).
+SENDING_STALE_AFTER = timedelta(minutes=5)
 
 
 class InvalidRecipient(EmailContentError):
@@ -68,15 +71,18 @@ def _recipient_address(user: User) -> str:
     return address
 
 
-def _is_suppressed(address: str) -> bool:
-    return Suppression.objects.filter(email=address.lower()).exists()
+def _suppressed_annotation(user_path: str = "") -> Exists:
+    """Whether the user's address is on the suppression list (one query with the user)."""
+    return Exists(Suppression.objects.filter(email=Lower(OuterRef(f"{user_path}email"))))
 
 
-def _preference(user_id: int) -> EmailPreference:
-    """The user's preference row; an unsaved default (opted in) when there is none."""
-    return EmailPreference.objects.filter(user_id=user_id).first() or EmailPreference(
-        user_id=user_id
-    )
+def _preference(user: User) -> EmailPreference:
+    """The user's preference (loaded with ``select_related``); an unsaved default, opted
+    in, when there is none."""
+    try:
+        return user.email_preference
+    except EmailPreference.DoesNotExist:
+        return EmailPreference(user=user)
 
 
 def _consents(preference: EmailPreference, category: Category) -> bool:
@@ -100,7 +106,9 @@ def _finish(log: EmailLog, status: EmailStatus, fields: list[str] | None = None)
     else:
         log.save(update_fields=["status", "updated_at", *(fields or [])])
     EMAIL_OUTCOMES.labels(log.kind, status).inc()
-    logger.info("email %s", status, extra={"email_log_id": log.pk, "kind": log.kind})
+    # One line per email sent would be noise at thousands a minute; the rest are news.
+    logger.log(logging.DEBUG if status == EmailStatus.SENT else logging.INFO, "email %s",
+               status, extra={"email_log_id": log.pk, "kind": log.kind})
     return log
 
 
@@ -122,34 +130,41 @@ def send_email(*, kind: str, user_id: int, context: dict[str, Any] | None = None
     except ValueError:
         raise EmailContentError(f"Unknown email kind {kind!r}.") from None
     cleaned = clean_context(kind, context)
-    user = User.objects.filter(pk=user_id, is_active=True).first()
+    # One query: the user, their consent and whether their address is suppressed.
+    user = (
+        User.objects.select_related("email_preference")
+        .annotate(suppressed=_suppressed_annotation())
+        .filter(pk=user_id, is_active=True).first()
+    )
     if user is None:
         raise EmailContentError(f"No active user #{user_id}.")
-    address = _recipient_address(user)
+    _recipient_address(user)
     spec = KINDS[kind]
     log = EmailLog(kind=kind, user=user, context=cleaned, language=recipient_language(user))
-    with transaction.atomic():
-        if not spec.transactional and not _consents(_preference(user.pk), spec.category):
-            return _finish(log, EmailStatus.OPTED_OUT)
-        if _is_suppressed(address):
-            return _finish(log, EmailStatus.SUPPRESSED)
-        try:
-            rate_limit_hit(EMAIL_RATE_LIMIT, user.pk)
-        except RateLimitExceeded:
-            EMAILS_RATE_LIMITED.labels(kind).inc()
-            return _finish(log, EmailStatus.RATE_LIMITED)
-        from notifications.tasks import send_email_task
+    if not spec.transactional and not _consents(_preference(user), spec.category):
+        return _finish(log, EmailStatus.OPTED_OUT)
+    if user.suppressed:
+        return _finish(log, EmailStatus.SUPPRESSED)
+    try:
+        rate_limit_hit(EMAIL_RATE_LIMIT, user.pk)
+    except RateLimitExceeded:
+        EMAILS_RATE_LIMITED.labels(kind).inc()
+        return _finish(log, EmailStatus.RATE_LIMITED)
+    from notifications.tasks import send_email_task
 
+    # savepoint=False: inside a caller's transaction this adds no SAVEPOINT round trips;
+    # the row and the message still commit (or roll back) together.
+    with transaction.atomic(savepoint=False):
         log.save()
-        log.message_id = enqueue_on_commit(send_email_task, log.pk)
-        EmailLog.objects.filter(pk=log.pk).update(message_id=log.message_id)
-    logger.info("email queued", extra={"email_log_id": log.pk, "kind": kind})
+        # The worker records the message id when it claims the row (no second write here).
+        enqueue_on_commit(send_email_task, log.pk)
+    logger.debug("email queued", extra={"email_log_id": log.pk, "kind": kind})
     return log
 
 
 def _build_message(log: EmailLog, address: str) -> EmailMultiAlternatives:
     spec = KINDS[log.kind]
-    link = "" if spec.transactional else unsubscribe_url(_preference(log.user_id))
+    link = "" if spec.transactional else unsubscribe_url(_preference(log.user))
     rendered = render_email(kind=log.kind, user=log.user, context=log.context,
                             unsubscribe_url=link)
     message = EmailMultiAlternatives(
@@ -172,56 +187,65 @@ def _is_permanent(exc: AnymailError) -> bool:
     )
 
 
-def email_deliver(*, email_log_id: int, final_attempt: bool = False) -> EmailLog | None:
+def email_deliver(*, email_log_id: int, final_attempt: bool = False,
+                  message_id: str = "") -> EmailLog | None:
     """Render and send the email of log row ``email_log_id`` (the actor's one service).
 
-    Idempotent: a row that is no longer ``queued`` is left alone; a deleted row is
-    ignored. ``final_attempt`` marks the row ``failed`` if this attempt fails.
+    The row is claimed first (``queued`` → ``sending``, one conditional UPDATE), so two
+    deliveries of the same message never both send, and no row lock or transaction is
+    held while the ESP answers. A claim older than the actor's time limit is stale (its
+    worker died) and can be taken over. A row that is sent, given up on or deleted is
+    left alone. ``final_attempt`` marks the row ``failed`` if this attempt fails.
 
     Raises:
       PermanentError: the ESP refused the recipient or the request (4xx); the row says
         ``rejected``. Not retried.
       EmailDeliveryError: a transient ESP failure (5xx, 429, network); retried.
     """
-    with transaction.atomic():
-        log = (
-            EmailLog.objects.select_for_update(of=("self",)).select_related("user")
-            .filter(pk=email_log_id).first()
-        )
-        if log is None or log.status != EmailStatus.QUEUED:
-            return log
-        log.attempts += 1
-        log.last_attempt_at = timezone.now()
-        error = _deliver_locked(log, final_attempt=final_attempt)
+    now = timezone.now()
+    claimable = Q(status=EmailStatus.QUEUED) | Q(
+        status=EmailStatus.SENDING, last_attempt_at__lt=now - SENDING_STALE_AFTER)
+    updates: dict[str, Any] = {"status": EmailStatus.SENDING, "attempts": F("attempts") + 1,
+                               "last_attempt_at": now, "updated_at": now}
+    if message_id:
+        updates["message_id"] = message_id
+    claimed = EmailLog.objects.filter(claimable, pk=email_log_id).update(**updates)
+    log = (
+        EmailLog.objects.select_related("user", "user__email_preference")
+        .annotate(suppressed=_suppressed_annotation("user__"))
+        .filter(pk=email_log_id).first()
+    )
+    if not claimed or log is None:
+        return log
+    error = _deliver_claimed(log, final_attempt=final_attempt)
     if error is not None:
-        # Raised after the commit so the row keeps its status. ``from None``: the ESP's
-        # own exception text may quote the address and must not reach logs or Redis.
+        # ``from None``: the ESP's own exception text may quote the address and must not
+        # reach logs or Redis.
         raise error from None
     return log
 
 
-def _deliver_locked(log: EmailLog, *, final_attempt: bool) -> Exception | None:
-    """Send ``log``'s email (its row is locked); returns the error to raise, if any."""
-    tracked = ["attempts", "last_attempt_at"]
+def _deliver_claimed(log: EmailLog, *, final_attempt: bool) -> Exception | None:
+    """Send ``log``'s email (its row is claimed); returns the error to raise, if any."""
     try:
         address = _recipient_address(log.user)
     except InvalidRecipient:
         log.last_error = "InvalidRecipient"
-        _finish(log, EmailStatus.REJECTED, [*tracked, "last_error"])
+        _finish(log, EmailStatus.REJECTED, ["last_error"])
         return PermanentError(f"Email #{log.pk}: the user's address is not valid.")
     spec = KINDS[log.kind]
-    if _is_suppressed(address):
-        _finish(log, EmailStatus.SUPPRESSED, tracked)
+    if log.suppressed:
+        _finish(log, EmailStatus.SUPPRESSED)
         return None
-    if not spec.transactional and not _consents(_preference(log.user_id), spec.category):
-        _finish(log, EmailStatus.OPTED_OUT, tracked)
+    if not spec.transactional and not _consents(_preference(log.user), spec.category):
+        _finish(log, EmailStatus.OPTED_OUT)
         return None
     try:
         message = _build_message(log, address)
         message.send()
     except EmailContentError:
         log.last_error = "EmailContentError"
-        _finish(log, EmailStatus.FAILED, [*tracked, "last_error"])
+        _finish(log, EmailStatus.FAILED, ["last_error"])
         return PermanentError(f"Email #{log.pk} could not be rendered safely.")
     except AnymailError as exc:
         status_code = getattr(exc, "status_code", None)
@@ -229,21 +253,20 @@ def _deliver_locked(log: EmailLog, *, final_attempt: bool) -> Exception | None:
         if _is_permanent(exc):
             if isinstance(exc, AnymailRecipientsRefused):
                 suppression_add(email=address, reason=SuppressionReason.REJECTED, source="esp")
-            _finish(log, EmailStatus.REJECTED, [*tracked, "last_error"])
+            _finish(log, EmailStatus.REJECTED, ["last_error"])
             return PermanentError(
                 f"Email #{log.pk}: the ESP refused it ({log.last_error}); not retried."
             )
-        if final_attempt:
-            _finish(log, EmailStatus.FAILED, [*tracked, "last_error"])
-        else:
-            log.save(update_fields=[*tracked, "last_error", "updated_at"])
+        # Back to queued so the retry can claim it; failed when no retry is left.
+        _finish(log, EmailStatus.FAILED if final_attempt else EmailStatus.QUEUED,
+                ["last_error"])
         return EmailDeliveryError(
             f"Email #{log.pk}: ESP error {log.last_error}; attempt {log.attempts}."
         )
     log.sent_at = timezone.now()
     esp_id = message.anymail_status.message_id
     log.esp_message_id = "" if esp_id is None else str(esp_id)[:255]
-    _finish(log, EmailStatus.SENT, [*tracked, "sent_at", "esp_message_id"])
+    _finish(log, EmailStatus.SENT, ["sent_at", "esp_message_id"])
     return None
 
 

@@ -7,19 +7,21 @@ from jobs.schedules import ScheduleSpec
 from notifications import services
 
 
-def _is_final_attempt(actor) -> bool:
-    """Whether the current message has no retries left (so the row can say ``failed``)."""
+def _attempt(actor) -> tuple[str, bool]:
+    """The current message's id, and whether it has no retries left (then the row can
+    say ``failed``)."""
     message = CurrentMessage.get_current_message()
     if message is None:
-        return True
+        return "", True
     max_retries = message.options.get("max_retries", actor.options.get("max_retries", 0))
-    return message.options.get("retries", 0) >= max_retries
+    return message.message_id, message.options.get("retries", 0) >= max_retries
 
 
 @jobsite_actor(queue=Queue.EMAILS, actor_name="send_email_task")
 def send_email_task(email_log_id: int) -> None:
-    services.email_deliver(email_log_id=email_log_id,
-                           final_attempt=_is_final_attempt(send_email_task))
+    message_id, final_attempt = _attempt(send_email_task)
+    services.email_deliver(email_log_id=email_log_id, final_attempt=final_attempt,
+                           message_id=message_id)
 
 
 @jobsite_actor(queue=Queue.MAINTENANCE, actor_name="notifications_daily_digest",

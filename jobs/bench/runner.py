@@ -32,6 +32,7 @@ import psutil
 from django.conf import settings
 from django.db import connection, transaction
 from dramatiq import Message
+from dramatiq.encoder import JSONEncoder
 
 from jobs.bench import bare
 from jobs.bench.timings import timings_key
@@ -288,12 +289,18 @@ def _jobsite_noop_enqueue(state: dict[str, Any]) -> None:
 
 
 def _bare_noop_enqueue(state: dict[str, Any]) -> None:
+    # What RedisBroker.enqueue does (it has no middleware hooks to run here), but encoded
+    # with Dramatiq's plain JSON: this process's global encoder is Jobsite's encrypting
+    # one, which the bare worker does not have.
     broker = bare.make_broker(settings.REDIS_URL, bare_namespace())
+    encoder = JSONEncoder()
     try:
         for _ in range(state["count"]):
-            broker.enqueue(Message(queue_name=bare.QUEUE, actor_name=bare.ACTOR_NAME,
-                                   args=(state["run_id"], time.time()), kwargs={},
-                                   options={}))
+            redis_id = str(uuid.uuid4())
+            message = Message(queue_name=bare.QUEUE, actor_name=bare.ACTOR_NAME,
+                              args=(state["run_id"], time.time()), kwargs={},
+                              options={"redis_message_id": redis_id})
+            broker.do_enqueue(bare.QUEUE, redis_id, encoder.encode(message.asdict()))
     finally:
         broker.close()
 
