@@ -7,6 +7,7 @@ email in the recipient's language and sends it through anymail. Logs and job pay
 carry ids, kinds and statuses only.
 """
 
+import json
 import logging
 from datetime import timedelta
 from typing import Any
@@ -17,8 +18,8 @@ from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.mail import EmailMultiAlternatives
 from django.core.validators import validate_email
-from django.db import transaction
-from django.db.models import Count, Exists, F, OuterRef, Q
+from django.db import connection, transaction
+from django.db.models import Count, Exists, OuterRef, Q
 from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
@@ -99,12 +100,21 @@ def unsubscribe_url(preference: EmailPreference) -> str:
     return settings.SITE_URL.rstrip("/") + path
 
 
-def _finish(log: EmailLog, status: EmailStatus, fields: list[str] | None = None) -> EmailLog:
+_FINISH_SQL = ("UPDATE {log} SET status = %s, last_error = %s, sent_at = %s, "
+               "esp_message_id = %s, updated_at = %s WHERE id = %s")
+
+
+def _finish(log: EmailLog, status: EmailStatus) -> EmailLog:
+    """Record ``log``'s outcome: a new row is inserted, a claimed one updated (one plain
+    UPDATE: the hot path, see ``_CLAIM_SQL``)."""
     log.status = status
     if log.pk is None:
         log.save()
     else:
-        log.save(update_fields=["status", "updated_at", *(fields or [])])
+        with connection.cursor() as cursor:
+            cursor.execute(_FINISH_SQL.format(log=EmailLog._meta.db_table),
+                           [status.value, log.last_error, log.sent_at, log.esp_message_id,
+                            timezone.now(), log.pk])
     EMAIL_OUTCOMES.labels(log.kind, status).inc()
     # One line per email sent would be noise at thousands a minute; the rest are news.
     logger.log(logging.DEBUG if status == EmailStatus.SENT else logging.INFO, "email %s",
@@ -191,7 +201,7 @@ def email_deliver(*, email_log_id: int, final_attempt: bool = False,
                   message_id: str = "") -> EmailLog | None:
     """Render and send the email of log row ``email_log_id`` (the actor's one service).
 
-    The row is claimed first (``queued`` → ``sending``, one conditional UPDATE), so two
+    The row is claimed first (``queued`` → ``sending``, a conditional UPDATE), so two
     deliveries of the same message never both send, and no row lock or transaction is
     held while the ESP answers. A claim older than the actor's time limit is stale (its
     worker died) and can be taken over. A row that is sent, given up on or deleted is
@@ -202,26 +212,80 @@ def email_deliver(*, email_log_id: int, final_attempt: bool = False,
         ``rejected``. Not retried.
       EmailDeliveryError: a transient ESP failure (5xx, 429, network); retried.
     """
-    now = timezone.now()
-    claimable = Q(status=EmailStatus.QUEUED) | Q(
-        status=EmailStatus.SENDING, last_attempt_at__lt=now - SENDING_STALE_AFTER)
-    updates: dict[str, Any] = {"status": EmailStatus.SENDING, "attempts": F("attempts") + 1,
-                               "last_attempt_at": now, "updated_at": now}
-    if message_id:
-        updates["message_id"] = message_id
-    claimed = EmailLog.objects.filter(claimable, pk=email_log_id).update(**updates)
-    log = (
-        EmailLog.objects.select_related("user", "user__email_preference")
-        .annotate(suppressed=_suppressed_annotation("user__"))
-        .filter(pk=email_log_id).first()
-    )
-    if not claimed or log is None:
-        return log
+    log = _claim(email_log_id, message_id=message_id)
+    if log is None:
+        # Not claimable: sent, given up on, being sent by a live worker, or deleted.
+        return EmailLog.objects.filter(pk=email_log_id).first()
     error = _deliver_claimed(log, final_attempt=final_attempt)
     if error is not None:
         # ``from None``: the ESP's own exception text may quote the address and must not
         # reach logs or Redis.
         raise error from None
+    return log
+
+
+# The delivery hot path in one round trip: claim the row (queued → sending) and read
+# what rendering needs (the user, their consent, whether the address is suppressed).
+# Plain SQL because building this query through the ORM cost more CPU than rendering
+# and sending the email (profiled with cProfile/py-spy; see README "Performance").
+_CLAIM_SQL = """
+WITH claimed AS (
+    UPDATE {log} SET status = %(sending)s, attempts = attempts + 1,
+           last_attempt_at = %(now)s, updated_at = %(now)s,
+           message_id = CASE WHEN %(message_id)s = '' THEN message_id ELSE %(message_id)s END
+     WHERE id = %(id)s AND (status = %(queued)s
+           OR (status = %(sending)s AND last_attempt_at < %(stale)s))
+    RETURNING id, kind, context, language, attempts, message_id, created_at, user_id,
+              last_error
+)
+SELECT c.id, c.kind, c.context, c.language, c.attempts, c.message_id, c.created_at,
+       c.last_error,
+       u.id, u.email, u.first_name, u.last_name, u.preferred_language, u.password,
+       u.last_login, p.id, p.marketing, p.digest, p.unsubscribe_nonce,
+       EXISTS (SELECT 1 FROM {suppression} s WHERE s.email = lower(u.email))
+  FROM claimed c
+  JOIN {user} u ON u.id = c.user_id
+  LEFT JOIN {preference} p ON p.user_id = c.user_id
+"""
+
+
+def _claim(email_log_id: int, *, message_id: str = "") -> EmailLog | None:
+    """Claim a queued (or stale ``sending``) row; ``None`` when it is not claimable.
+
+    Returns the row with ``user`` (and ``user.email_preference`` when there is one) and
+    a ``suppressed`` attribute, as the ORM's ``select_related``/``annotate`` would.
+    """
+    now = timezone.now()
+    sql = _CLAIM_SQL.format(
+        log=EmailLog._meta.db_table, user=User._meta.db_table,
+        preference=EmailPreference._meta.db_table, suppression=Suppression._meta.db_table,
+    )
+    params = {"sending": EmailStatus.SENDING.value, "queued": EmailStatus.QUEUED.value,
+              "now": now, "stale": now - SENDING_STALE_AFTER, "message_id": message_id,
+              "id": email_log_id}
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    (log_id, kind, context, language, attempts, msg_id, created_at, last_error, user_id, email,
+     first_name, last_name, preferred_language, password, last_login, pref_id, marketing,
+     digest, nonce, suppressed) = row
+    user = User(id=user_id, email=email, first_name=first_name, last_name=last_name,
+                preferred_language=preferred_language, password=password,
+                last_login=last_login)
+    if pref_id is not None:
+        user.email_preference = EmailPreference(
+            id=pref_id, user=user, marketing=marketing, digest=digest,
+            unsubscribe_nonce=nonce)
+    log = EmailLog(
+        id=log_id, kind=kind, user=user, status=EmailStatus.SENDING,
+        context=json.loads(context) if isinstance(context, str) else context,
+        language=language, attempts=attempts, message_id=msg_id, created_at=created_at,
+        last_attempt_at=now, last_error=last_error,
+    )
+    log._state.adding = False
+    log.suppressed = suppressed
     return log
 
 
@@ -231,7 +295,7 @@ def _deliver_claimed(log: EmailLog, *, final_attempt: bool) -> Exception | None:
         address = _recipient_address(log.user)
     except InvalidRecipient:
         log.last_error = "InvalidRecipient"
-        _finish(log, EmailStatus.REJECTED, ["last_error"])
+        _finish(log, EmailStatus.REJECTED)
         return PermanentError(f"Email #{log.pk}: the user's address is not valid.")
     spec = KINDS[log.kind]
     if log.suppressed:
@@ -245,7 +309,7 @@ def _deliver_claimed(log: EmailLog, *, final_attempt: bool) -> Exception | None:
         message.send()
     except EmailContentError:
         log.last_error = "EmailContentError"
-        _finish(log, EmailStatus.FAILED, ["last_error"])
+        _finish(log, EmailStatus.FAILED)
         return PermanentError(f"Email #{log.pk} could not be rendered safely.")
     except AnymailError as exc:
         status_code = getattr(exc, "status_code", None)
@@ -253,20 +317,19 @@ def _deliver_claimed(log: EmailLog, *, final_attempt: bool) -> Exception | None:
         if _is_permanent(exc):
             if isinstance(exc, AnymailRecipientsRefused):
                 suppression_add(email=address, reason=SuppressionReason.REJECTED, source="esp")
-            _finish(log, EmailStatus.REJECTED, ["last_error"])
+            _finish(log, EmailStatus.REJECTED)
             return PermanentError(
                 f"Email #{log.pk}: the ESP refused it ({log.last_error}); not retried."
             )
         # Back to queued so the retry can claim it; failed when no retry is left.
-        _finish(log, EmailStatus.FAILED if final_attempt else EmailStatus.QUEUED,
-                ["last_error"])
+        _finish(log, EmailStatus.FAILED if final_attempt else EmailStatus.QUEUED)
         return EmailDeliveryError(
             f"Email #{log.pk}: ESP error {log.last_error}; attempt {log.attempts}."
         )
     log.sent_at = timezone.now()
     esp_id = message.anymail_status.message_id
     log.esp_message_id = "" if esp_id is None else str(esp_id)[:255]
-    _finish(log, EmailStatus.SENT, ["sent_at", "esp_message_id"])
+    _finish(log, EmailStatus.SENT)
     return None
 
 
