@@ -9,6 +9,7 @@ carry ids, kinds and statuses only.
 
 import json
 import logging
+from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
@@ -20,7 +21,6 @@ from django.core.mail import EmailMultiAlternatives
 from django.core.validators import validate_email
 from django.db import connection, transaction
 from django.db.models import Count, Exists, OuterRef, Q
-from django.db.models.functions import Lower
 from django.urls import reverse
 from django.utils import timezone
 
@@ -72,11 +72,6 @@ def _recipient_address(user: User) -> str:
     return address
 
 
-def _suppressed_annotation(user_path: str = "") -> Exists:
-    """Whether the user's address is on the suppression list (one query with the user)."""
-    return Exists(Suppression.objects.filter(email=Lower(OuterRef(f"{user_path}email"))))
-
-
 def _preference(user: User) -> EmailPreference:
     """The user's preference (loaded with ``select_related``); an unsaved default, opted
     in, when there is none."""
@@ -102,6 +97,63 @@ def unsubscribe_url(preference: EmailPreference) -> str:
 
 _FINISH_SQL = ("UPDATE {log} SET status = %s, last_error = %s, sent_at = %s, "
                "esp_message_id = %s, updated_at = %s WHERE id = %s")
+
+
+@dataclass(frozen=True)
+class _Recipient:
+    user: User
+    suppressed: bool
+
+
+# send_email's checks in one plain SELECT (the ORM's compile of the same query cost
+# more CPU than the rest of send_email; see README "Performance").
+_RECIPIENT_SQL = """
+SELECT u.id, u.email, u.first_name, u.preferred_language,
+       p.id, p.marketing, p.digest, p.unsubscribe_nonce,
+       EXISTS (SELECT 1 FROM {suppression} s WHERE s.email = lower(u.email))
+  FROM {user} u LEFT JOIN {preference} p ON p.user_id = u.id
+ WHERE u.id = %s AND u.is_active
+"""
+
+
+def _recipient(user_id: int) -> _Recipient | None:
+    """The active user ``user_id`` with their consent and suppression status."""
+    if isinstance(user_id, bool) or not isinstance(user_id, int):
+        return None
+    sql = _RECIPIENT_SQL.format(user=User._meta.db_table,
+                                preference=EmailPreference._meta.db_table,
+                                suppression=Suppression._meta.db_table)
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [user_id])
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    (uid, email, first_name, language, pref_id, marketing, digest, nonce, suppressed) = row
+    user = User(id=uid, email=email, first_name=first_name, preferred_language=language)
+    user._state.adding = False
+    if pref_id is not None:
+        user.email_preference = EmailPreference(id=pref_id, user=user, marketing=marketing,
+                                                digest=digest, unsubscribe_nonce=nonce)
+    return _Recipient(user=user, suppressed=suppressed)
+
+
+_INSERT_SQL = """
+INSERT INTO {log} (kind, user_id, status, context, language, message_id, esp_message_id,
+                   attempts, last_error, created_at, updated_at)
+VALUES (%s, %s, %s, %s::jsonb, %s, '', '', 0, '', %s, %s) RETURNING id
+"""
+
+
+def _insert_queued(log: EmailLog) -> None:
+    """INSERT the queued row in one plain statement (the send_email hot path)."""
+    with connection.cursor() as cursor:
+        cursor.execute(_INSERT_SQL.format(log=EmailLog._meta.db_table),
+                       [log.kind, log.user_id, EmailStatus.QUEUED.value,
+                        json.dumps(log.context), log.language, log.created_at,
+                        log.created_at])
+        log.pk = cursor.fetchone()[0]
+    log.status = EmailStatus.QUEUED
+    log._state.adding = False
 
 
 def _finish(log: EmailLog, status: EmailStatus) -> EmailLog:
@@ -140,20 +192,16 @@ def send_email(*, kind: str, user_id: int, context: dict[str, Any] | None = None
     except ValueError:
         raise EmailContentError(f"Unknown email kind {kind!r}.") from None
     cleaned = clean_context(kind, context)
-    # One query: the user, their consent and whether their address is suppressed.
-    user = (
-        User.objects.select_related("email_preference")
-        .annotate(suppressed=_suppressed_annotation())
-        .filter(pk=user_id, is_active=True).first()
-    )
-    if user is None:
+    recipient = _recipient(user_id)
+    if recipient is None:
         raise EmailContentError(f"No active user #{user_id}.")
+    user = recipient.user
     _recipient_address(user)
     spec = KINDS[kind]
     log = EmailLog(kind=kind, user=user, context=cleaned, language=recipient_language(user))
     if not spec.transactional and not _consents(_preference(user), spec.category):
         return _finish(log, EmailStatus.OPTED_OUT)
-    if user.suppressed:
+    if recipient.suppressed:
         return _finish(log, EmailStatus.SUPPRESSED)
     try:
         rate_limit_hit(EMAIL_RATE_LIMIT, user.pk)
@@ -165,7 +213,7 @@ def send_email(*, kind: str, user_id: int, context: dict[str, Any] | None = None
     # savepoint=False: inside a caller's transaction this adds no SAVEPOINT round trips;
     # the row and the message still commit (or roll back) together.
     with transaction.atomic(savepoint=False):
-        log.save()
+        _insert_queued(log)
         # The worker records the message id when it claims the row (no second write here).
         enqueue_on_commit(send_email_task, log.pk)
     logger.debug("email queued", extra={"email_log_id": log.pk, "kind": kind})
