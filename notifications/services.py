@@ -72,15 +72,6 @@ def _recipient_address(user: User) -> str:
     return address
 
 
-def _preference(user: User) -> EmailPreference:
-    """The user's preference (loaded with ``select_related``); an unsaved default, opted
-    in, when there is none."""
-    try:
-        return user.email_preference
-    except EmailPreference.DoesNotExist:
-        return EmailPreference(user=user)
-
-
 def _consents(preference: EmailPreference, category: Category) -> bool:
     if category == Category.MARKETING:
         return preference.marketing
@@ -102,6 +93,7 @@ _FINISH_SQL = ("UPDATE {log} SET status = %s, last_error = %s, sent_at = %s, "
 @dataclass(frozen=True)
 class _Recipient:
     user: User
+    preference: EmailPreference  # an unsaved default (opted in) when the user has none
     suppressed: bool
 
 
@@ -131,10 +123,16 @@ def _recipient(user_id: int) -> _Recipient | None:
     (uid, email, first_name, language, pref_id, marketing, digest, nonce, suppressed) = row
     user = User(id=uid, email=email, first_name=first_name, preferred_language=language)
     user._state.adding = False
-    if pref_id is not None:
-        user.email_preference = EmailPreference(id=pref_id, user=user, marketing=marketing,
-                                                digest=digest, unsubscribe_nonce=nonce)
-    return _Recipient(user=user, suppressed=suppressed)
+    return _Recipient(user=user, preference=_preference_of(user, pref_id, marketing, digest,
+                                                            nonce), suppressed=suppressed)
+
+
+def _preference_of(user: User, pref_id: int | None, marketing: bool | None,
+                   digest: bool | None, nonce: int | None) -> EmailPreference:
+    if pref_id is None:
+        return EmailPreference(user=user)  # never chose: opted in
+    return EmailPreference(id=pref_id, user=user, marketing=marketing, digest=digest,
+                           unsubscribe_nonce=nonce)
 
 
 _INSERT_SQL = """
@@ -199,7 +197,7 @@ def send_email(*, kind: str, user_id: int, context: dict[str, Any] | None = None
     _recipient_address(user)
     spec = KINDS[kind]
     log = EmailLog(kind=kind, user=user, context=cleaned, language=recipient_language(user))
-    if not spec.transactional and not _consents(_preference(user), spec.category):
+    if not spec.transactional and not _consents(recipient.preference, spec.category):
         return _finish(log, EmailStatus.OPTED_OUT)
     if recipient.suppressed:
         return _finish(log, EmailStatus.SUPPRESSED)
@@ -222,7 +220,7 @@ def send_email(*, kind: str, user_id: int, context: dict[str, Any] | None = None
 
 def _build_message(log: EmailLog, address: str) -> EmailMultiAlternatives:
     spec = KINDS[log.kind]
-    link = "" if spec.transactional else unsubscribe_url(_preference(log.user))
+    link = "" if spec.transactional else unsubscribe_url(log.preference)
     rendered = render_email(kind=log.kind, user=log.user, context=log.context,
                             unsubscribe_url=link)
     message = EmailMultiAlternatives(
@@ -300,8 +298,7 @@ SELECT c.id, c.kind, c.context, c.language, c.attempts, c.message_id, c.created_
 def _claim(email_log_id: int, *, message_id: str = "") -> EmailLog | None:
     """Claim a queued (or stale ``sending``) row; ``None`` when it is not claimable.
 
-    Returns the row with ``user`` (and ``user.email_preference`` when there is one) and
-    a ``suppressed`` attribute, as the ORM's ``select_related``/``annotate`` would.
+    Returns the row with its ``user``, and ``preference`` and ``suppressed`` attributes.
     """
     now = timezone.now()
     sql = _CLAIM_SQL.format(
@@ -322,10 +319,6 @@ def _claim(email_log_id: int, *, message_id: str = "") -> EmailLog | None:
     user = User(id=user_id, email=email, first_name=first_name, last_name=last_name,
                 preferred_language=preferred_language, password=password,
                 last_login=last_login)
-    if pref_id is not None:
-        user.email_preference = EmailPreference(
-            id=pref_id, user=user, marketing=marketing, digest=digest,
-            unsubscribe_nonce=nonce)
     log = EmailLog(
         id=log_id, kind=kind, user=user, status=EmailStatus.SENDING,
         context=json.loads(context) if isinstance(context, str) else context,
@@ -333,6 +326,7 @@ def _claim(email_log_id: int, *, message_id: str = "") -> EmailLog | None:
         last_attempt_at=now, last_error=last_error,
     )
     log._state.adding = False
+    log.preference = _preference_of(user, pref_id, marketing, digest, nonce)
     log.suppressed = suppressed
     return log
 
@@ -349,7 +343,7 @@ def _deliver_claimed(log: EmailLog, *, final_attempt: bool) -> Exception | None:
     if log.suppressed:
         _finish(log, EmailStatus.SUPPRESSED)
         return None
-    if not spec.transactional and not _consents(_preference(log.user), spec.category):
+    if not spec.transactional and not _consents(log.preference, spec.category):
         _finish(log, EmailStatus.OPTED_OUT)
         return None
     try:
