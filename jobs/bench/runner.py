@@ -20,6 +20,7 @@ import tempfile
 import threading
 import time
 import uuid
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -68,6 +69,7 @@ class Result:
     peak_rss_mb: float
     seed_target_per_min: int | None
     worker: str
+    outcomes: dict[str, int] = field(default_factory=dict)  # status → jobs, where known
 
     @property
     def jobs_per_min(self) -> float:
@@ -91,6 +93,7 @@ class Result:
             "success_rate": round(self.success_rate, 4),
             "wait_ms": pcts(self.wait_ms), "run_ms": pcts(self.run_ms),
             "peak_worker_rss_mb": round(self.peak_rss_mb, 1),
+            "outcomes": self.outcomes,
         }
 
 
@@ -252,14 +255,17 @@ def _email_rows(state: dict[str, Any]):
 def _email_progress(state: dict[str, Any]) -> int:
     from notifications.models import EmailStatus
 
-    return _email_rows(state).exclude(status=EmailStatus.QUEUED).count()
+    # Done = a final status (queued and sending rows are still in flight).
+    return _email_rows(state).exclude(
+        status__in=[EmailStatus.QUEUED, EmailStatus.SENDING]).count()
 
 
 def _email_collect(state: dict[str, Any]):
     from notifications.models import EmailStatus
 
     rows = list(_email_rows(state).values_list("status", "created_at", "last_attempt_at",
-                                               "sent_at"))
+                                               "sent_at", "last_error"))
+    state["outcomes"] = dict(Counter(f"{r[0]} {r[4]}".strip() for r in rows))
     sent = [r for r in rows if r[0] == EmailStatus.SENT]
     waits = [(r[2] - r[1]).total_seconds() * 1000 for r in sent]
     runs = [(r[3] - r[2]).total_seconds() * 1000 for r in sent]
@@ -394,7 +400,8 @@ def run_workload(workload: Workload, count: int, workers: WorkerProcesses,
         end = last_end if completed >= count and last_end else time.time()
         return Result(workload.name, count, completed, succeeded, max(end - started, 1e-6),
                       enqueued - started, waits, runs, workers.peak_rss / 2**20,
-                      workload.seed_target_per_min, workers.name)
+                      workload.seed_target_per_min, workers.name,
+                      outcomes=state.get("outcomes", {}))
     finally:
         workload.cleanup(state)
 
@@ -439,4 +446,6 @@ def machine() -> dict[str, Any]:
         "python": platform.python_version(), "django": django.get_version(),
         "dramatiq": dramatiq.__version__, "redis": get_redis().info("server")["redis_version"],
         "postgresql": postgres, "os": platform.platform(terse=True),
+        # Other work on the machine skews every figure: reported, not hidden.
+        "load_average": [round(x, 2) for x in os.getloadavg()],
     }
