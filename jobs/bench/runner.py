@@ -202,7 +202,8 @@ class Workload:
     prepare: Callable[[int, str], Any]
     enqueue: Callable[[Any], None]
     progress: Callable[[Any], int]
-    collect: Callable[[Any], tuple[int, list[float], list[float], float]]
+    # → (succeeded, wait ms list, run ms list, first start, last end) (unix times)
+    collect: Callable[[Any], tuple[int, list[float], list[float], float, float]]
     cleanup: Callable[[Any], None]
 
 
@@ -270,7 +271,8 @@ def _email_collect(state: dict[str, Any]):
     waits = [(r[2] - r[1]).total_seconds() * 1000 for r in sent]
     runs = [(r[3] - r[2]).total_seconds() * 1000 for r in sent]
     last_end = max((r[3].timestamp() for r in sent), default=0.0)
-    return len(sent), waits, runs, last_end
+    first_start = min((r[2].timestamp() for r in sent), default=0.0)
+    return len(sent), waits, runs, first_start, last_end
 
 
 def _email_cleanup(state: dict[str, Any]) -> None:
@@ -316,13 +318,14 @@ def _noop_progress(state: dict[str, Any]) -> int:
 
 
 def _noop_collect(state: dict[str, Any]):
-    waits, runs, last_end = [], [], 0.0
+    waits, runs, last_end, first_start = [], [], 0.0, math.inf
     for raw in get_redis().lrange(timings_key(state["run_id"]), 0, -1):
         wait_ms, run_ms, ended = (float(x) for x in raw.decode().split(","))
         waits.append(wait_ms)
         runs.append(run_ms)
         last_end = max(last_end, ended)
-    return len(waits), waits, runs, last_end
+        first_start = min(first_start, ended - run_ms / 1000)
+    return len(waits), waits, runs, (0.0 if first_start == math.inf else first_start), last_end
 
 
 def _noop_cleanup(state: dict[str, Any]) -> None:
@@ -357,6 +360,7 @@ class BenchConfig:
     processes: int
     threads: int
     timeout_s: float
+    mode: str = "live"  # "live" or "backlog" (see run_workload)
 
 
 def start_workers(kind: str, config: BenchConfig) -> WorkerProcesses:
@@ -381,34 +385,51 @@ def start_workers(kind: str, config: BenchConfig) -> WorkerProcesses:
     return workers
 
 
-def run_workload(workload: Workload, count: int, workers: WorkerProcesses,
-                 timeout_s: float, *, measure: bool = True) -> Result:
+def run_workload(workload: Workload, count: int, config: BenchConfig, *,
+                 workers: WorkerProcesses | None = None) -> Result:
+    """Run one workload. Live mode: ``workers`` are running while it is enqueued, and
+    the wall time runs from the first enqueue to the last completion. Backlog mode: the
+    whole workload is enqueued first, then workers start, and the wall time runs from
+    the first job's start to the last completion (the workers' own throughput)."""
     run_id = uuid.uuid4().hex[:12]
     state = workload.prepare(count, run_id)
+    own_workers = workers is None
     try:
-        workers.reset_peak()
+        if workers is not None:
+            workers.reset_peak()
         started = time.time()
         workload.enqueue(state)
         enqueued = time.time()
-        deadline = time.monotonic() + timeout_s
+        if own_workers:
+            workers = start_workers(workload.worker, config)
+        deadline = time.monotonic() + config.timeout_s
         while workload.progress(state) < count and time.monotonic() < deadline:
             if workers.process.poll() is not None:
                 raise RuntimeError(f"{workers.name} worker exited:\n{workers.log_tail()}")
             time.sleep(POLL_S)
         completed = workload.progress(state)
-        succeeded, waits, runs, last_end = workload.collect(state)
+        succeeded, waits, runs, first_start, last_end = workload.collect(state)
         end = last_end if completed >= count and last_end else time.time()
-        return Result(workload.name, count, completed, succeeded, max(end - started, 1e-6),
+        begin = first_start if own_workers and first_start else started
+        return Result(workload.name, count, completed, succeeded, max(end - begin, 1e-6),
                       enqueued - started, waits, runs, workers.peak_rss / 2**20,
                       workload.seed_target_per_min, workers.name,
                       outcomes=state.get("outcomes", {}))
     finally:
+        if own_workers and workers is not None:
+            workers.stop()
         workload.cleanup(state)
 
 
 def run(config: BenchConfig, progress: Callable[[str], None] = lambda _: None) -> list[Result]:
-    """Run the configured workloads, grouped by the worker they need; results in order."""
+    """Run the configured workloads; results in the order asked for."""
     results: dict[str, Result] = {}
+    if config.mode == "backlog":
+        for name in config.workloads:
+            progress(f"{name}: enqueueing {config.counts[name]} jobs, then starting workers "
+                     f"({config.processes} processes × {config.threads} threads)")
+            results[name] = run_workload(WORKLOADS[name], config.counts[name], config)
+        return [results[name] for name in config.workloads]
     for worker_kind in dict.fromkeys(WORKLOADS[name].worker for name in config.workloads):
         names = [n for n in config.workloads if WORKLOADS[n].worker == worker_kind]
         progress(f"starting {worker_kind} workers ({config.processes} processes × "
@@ -418,11 +439,11 @@ def run(config: BenchConfig, progress: Callable[[str], None] = lambda _: None) -
             for name in names:
                 workload = WORKLOADS[name]
                 # Warm the workers (connections, template caches) outside the measurement.
-                run_workload(workload, min(WARMUP_JOBS, config.counts[name]), workers,
-                             config.timeout_s)
+                run_workload(workload, min(WARMUP_JOBS, config.counts[name]), config,
+                             workers=workers)
                 progress(f"running {name}: {config.counts[name]} jobs")
-                results[name] = run_workload(workload, config.counts[name], workers,
-                                             config.timeout_s)
+                results[name] = run_workload(workload, config.counts[name], config,
+                                             workers=workers)
         finally:
             workers.stop()
     return [results[name] for name in config.workloads]

@@ -15,11 +15,12 @@ from notifications.models import EmailLog
 
 
 @pytest.mark.django_db(transaction=True)
-def test_benchjobs_quick_json_runs_every_workload_to_completion(broker):
+@pytest.mark.parametrize("mode", ["live", "backlog"])
+def test_benchjobs_quick_json_runs_every_workload_to_completion(broker, mode):
     out = StringIO()
 
     call_command("benchjobs", "--quick", "--json", "--email-count", "24", "--noop-count",
-                 "30", "--processes", "1", "--threads", "4", stdout=out)
+                 "30", "--processes", "1", "--threads", "4", "--mode", mode, stdout=out)
 
     report = json.loads(out.getvalue())
     assert set(report) == {"machine", "config", "results", "jobsite_vs_bare"}
@@ -27,6 +28,7 @@ def test_benchjobs_quick_json_runs_every_workload_to_completion(broker):
             "postgresql", "load_average"} <= set(report["machine"])
     assert report["config"]["counts"] == {"email": 24, "noop": 30, "bare": 30}
     assert (report["config"]["processes"], report["config"]["threads"]) == (1, 4)
+    assert report["config"]["mode"] == mode
     assert [r["workload"] for r in report["results"]] == ["email", "noop", "bare"]
     for result in report["results"]:
         assert result["completed"] == result["succeeded"] == result["jobs"], result
@@ -35,6 +37,7 @@ def test_benchjobs_quick_json_runs_every_workload_to_completion(broker):
         assert set(result["wait_ms"]) == set(result["run_ms"]) == {"p50", "p95", "p99"}
         assert all(value is not None for value in result["wait_ms"].values())
         assert result["peak_worker_rss_mb"] > 0
+    assert report["results"][0]["outcomes"] == {"sent": 24}
     email = report["results"][0]
     assert (email["seed_target_per_min"], email["worker"]) == (1000, "high")
     assert email["ratio_to_target"] == pytest.approx(email["jobs_per_min"] / 1000, abs=0.01)

@@ -41,6 +41,11 @@ class Command(BaseCommand):
                             help="small counts and a short timeout: done in under 60 s")
         parser.add_argument("--timeout", type=float, default=None,
                             help="seconds to wait for one workload (default 600, quick 40)")
+        parser.add_argument(
+            "--mode", choices=["live", "backlog"], default="live",
+            help="live: workers run while the workload is enqueued (wall time from the "
+                 "first enqueue); backlog: enqueue everything, then start the workers (wall "
+                 "time from the first job's start: the workers' own throughput)")
         parser.add_argument("--json", action="store_true", help="print JSON, not a table")
 
     def handle(self, *args, **options):
@@ -64,7 +69,8 @@ class Command(BaseCommand):
             raise CommandError("--processes and --threads must be at least 1.")
         timeout = options["timeout"] or (40.0 if options["quick"] else 600.0)
         config = BenchConfig(workloads=workloads, counts=counts, processes=processes,
-                             threads=options["threads"], timeout_s=timeout)
+                             threads=options["threads"], timeout_s=timeout,
+                             mode=options["mode"])
 
         def progress(text: str) -> None:
             if not options["json"]:
@@ -80,7 +86,8 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         report = {
             "machine": machine_info,
-            "config": {"processes": processes, "threads": options["threads"],
+            "config": {"mode": options["mode"], "processes": processes,
+                       "threads": options["threads"],
                        "counts": {w: counts[w] for w in workloads},
                        "quick": options["quick"]},
             "results": [r.as_dict() for r in results],
@@ -129,7 +136,8 @@ def render_table(report: dict) -> str:
         f"{m['python']}, Django {m['django']}, Dramatiq {m['dramatiq']}, Redis {m['redis']}, "
         f"PostgreSQL {m['postgresql']}; load average before the run "
         f"{'/'.join(str(x) for x in m['load_average'])}",
-        f"Workers: {c['processes']} processes × {c['threads']} threads per group",
+        f"Workers: {c['processes']} processes × {c['threads']} threads per group; mode "
+        f"{c['mode']}",
         "",
         line(header),
         "|" + "|".join("-" * (w + 2) for w in widths) + "|",
