@@ -50,8 +50,9 @@ EMAIL_RATE_LIMIT = RateLimit(purpose="email", limit=50, period_seconds=3600)
 DIGEST_MAX_ITEMS = 20
 DIGEST_CHUNK = 500
 DIGEST_REPEAT = timedelta(hours=20)
-# A claim this old belongs to a worker that died mid-send (the actor's time limit is 2 min).
-SENDING_STALE_AFTER = timedelta(minutes=5)
+# A claim this old belongs to a worker that died mid-send: an attempt cannot outlive the
+# actor's 2-minute time limit. The retries of a redelivered message span longer than this.
+SENDING_STALE_AFTER = timedelta(minutes=3)
 
 
 class InvalidRecipient(EmailContentError):
@@ -250,18 +251,26 @@ def email_deliver(*, email_log_id: int, final_attempt: bool = False,
     The row is claimed first (``queued`` → ``sending``, a conditional UPDATE), so two
     deliveries of the same message never both send, and no row lock or transaction is
     held while the ESP answers. A claim older than the actor's time limit is stale (its
-    worker died) and can be taken over. A row that is sent, given up on or deleted is
-    left alone. ``final_attempt`` marks the row ``failed`` if this attempt fails.
+    worker died) and is taken over; a fresh claim held by another delivery makes this one
+    retry later. A row that is sent, given up on or deleted is left alone.
+    ``final_attempt`` marks the row ``failed`` if this attempt fails.
 
     Raises:
       PermanentError: the ESP refused the recipient or the request (4xx); the row says
         ``rejected``. Not retried.
-      EmailDeliveryError: a transient ESP failure (5xx, 429, network); retried.
+      EmailDeliveryError: a transient ESP failure (5xx, 429, network), or another
+        delivery is sending this email right now; retried.
     """
     log = _claim(email_log_id, message_id=message_id)
     if log is None:
-        # Not claimable: sent, given up on, being sent by a live worker, or deleted.
-        return EmailLog.objects.filter(pk=email_log_id).first()
+        current = EmailLog.objects.filter(pk=email_log_id).first()
+        if current is not None and current.status == EmailStatus.SENDING:
+            # Another delivery holds a fresh claim (e.g. the broker redelivered the message
+            # of a worker that stopped heartbeating). Retry later: by then it is sent, or
+            # the claim is stale and this delivery takes over. Never drop it here.
+            raise EmailDeliveryError(f"Email #{email_log_id} is being sent by another worker.")
+        # Sent, given up on, or deleted: nothing to do.
+        return current
     error = _deliver_claimed(log, final_attempt=final_attempt)
     if error is not None:
         # ``from None``: the ESP's own exception text may quote the address and must not

@@ -2,14 +2,22 @@
 transient errors retry, permanent ones do not, exhausted retries land in failed jobs."""
 
 import json
+from datetime import timedelta
 
 import pytest
 from django.apps import apps
 from django.core import mail
+from django.utils import timezone
 from werkzeug import Response
 
 from notifications.models import EmailKind, EmailLog, EmailStatus, Suppression
-from notifications.services import email_deliver, send_email, suppression_add
+from notifications.services import (
+    SENDING_STALE_AFTER,
+    EmailDeliveryError,
+    email_deliver,
+    send_email,
+    suppression_add,
+)
 from tests.conftest import drain
 from tests.notifications.conftest import dead_letters, make_user, postmark_ok, queued_messages
 
@@ -127,3 +135,25 @@ def test_delivery_is_idempotent_and_skips_an_address_suppressed_meanwhile(broker
     # A second delivery of the same message changes nothing (at-least-once delivery)
     assert email_deliver(email_log_id=log.pk).attempts == 1
     assert email_deliver(email_log_id=10**9) is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_fresh_claim_makes_a_second_delivery_retry_and_a_stale_one_is_taken_over(broker):
+    # Given an email another worker claimed a moment ago
+    user = make_user()
+    log = send_email(kind=EmailKind.ORDER_STATUS, user_id=user.pk, context=ORDER_CONTEXT)
+    EmailLog.objects.filter(pk=log.pk).update(status=EmailStatus.SENDING, attempts=1,
+                                              last_attempt_at=timezone.now())
+
+    # When the broker delivers the message again, it is not sent twice but retried later
+    with pytest.raises(EmailDeliveryError, match="being sent by another worker"):
+        email_deliver(email_log_id=log.pk)
+    assert mail.outbox == []
+
+    # Once that claim is older than an attempt can last, the next delivery takes over
+    EmailLog.objects.filter(pk=log.pk).update(
+        last_attempt_at=timezone.now() - SENDING_STALE_AFTER - timedelta(seconds=1))
+    delivered = email_deliver(email_log_id=log.pk, message_id="m-2")
+    assert (delivered.status, delivered.attempts) == (EmailStatus.SENT, 2)
+    assert EmailLog.objects.get(pk=log.pk).message_id == "m-2"
+    assert len(mail.outbox) == 1
