@@ -35,11 +35,10 @@ PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 44, 12, 12, 28
 def failed_job_counts() -> dict[str, int] | None:
     """Failed-job rows per queue, or None while ``jobs.models.FailedJob`` does not exist."""
     try:
-        from jobs.models import FailedJob  # written by the queue-failures work
-    except ImportError:
+        from jobs.models import FailedJob, FailedJobStatus
+    except ImportError:  # the failed-job list is not installed
         return None
-    status = getattr(getattr(FailedJob, "Status", None), "FAILED", "failed")
-    rows = (FailedJob.objects.filter(status=status).values("queue_name")
+    rows = (FailedJob.objects.filter(status=FailedJobStatus.FAILED).values("queue_name")
             .annotate(count=Count("pk")).values_list("queue_name", "count"))
     return dict(rows)
 

@@ -39,7 +39,6 @@ def _health_redis() -> redis.Redis:
         **settings.REDIS_OPTIONS,
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
-        "retry_on_timeout": False,
         "retry": None,
         "health_check_interval": 0,
     }

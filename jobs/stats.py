@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import atexit
 import bisect
-import json
 import logging
 import os
 import threading
@@ -41,6 +40,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 
+import dramatiq
 import redis
 from django.conf import settings
 from django.db import transaction
@@ -581,8 +581,6 @@ class QueueDepth:
 
 def broker_queue_names() -> list[str]:
     """Jobsite's queues plus any other queue an actor declared (delay queues excluded)."""
-    import dramatiq
-
     from jobs.queues import Queue
 
     names = {q.value for q in Queue}
@@ -649,9 +647,11 @@ def _message_due_ms(data: bytes | None) -> float | None:
     if not data:
         return None
     try:
-        message = json.loads(data)
-        return float(message.get("options", {}).get("eta") or message["message_timestamp"])
-    except (ValueError, KeyError, TypeError):
+        # The configured encoder: bodies may be encrypted (jobs.encryption).
+        message = dramatiq.Message.decode(data)
+        return float(message.options.get("eta") or message.message_timestamp)
+    except Exception:  # undecodable: the broker dead-letters it; no age to report
+        logger.debug("Queue head could not be decoded", exc_info=True)
         return None
 
 
@@ -660,8 +660,6 @@ def live_worker_count(
     now: float | None = None,
 ) -> int:
     """Broker processes with a heartbeat within the broker's heartbeat timeout."""
-    import dramatiq
-
     client = client or get_redis()
     namespace = namespace or broker_namespace()
     try:

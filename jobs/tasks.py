@@ -1,18 +1,32 @@
-"""Actors of the jobs app (maintenance of the queue infrastructure itself)."""
+"""Actors of the jobs app. Thin: one service call each."""
 
-from jobs import stats
+from jobs import services, stats
 from jobs.queues import MINUTE, Queue, jobsite_actor
 from jobs.schedules import ScheduleSpec
 
 
+@jobsite_actor(queue=Queue.MAINTENANCE, actor_name="failed_jobs_purge")
+def failed_jobs_purge() -> None:
+    """Delete failed-job rows past ``FAILED_JOB_RETENTION_DAYS``. Idempotent."""
+    services.failed_jobs_purge()
+
+
 @jobsite_actor(queue=Queue.MAINTENANCE, actor_name="job_stats_rollup", time_limit=10 * MINUTE)
 def job_stats_rollup() -> None:
+    """Fold settled per-minute job statistics into hourly rows. Idempotent."""
     stats.job_stats_rollup()
 
 
 SCHEDULES: list[ScheduleSpec] = [
     ScheduleSpec(
-        name="job-stats-rollup",
+        name="failed_jobs_purge",
+        actor_name="failed_jobs_purge",
+        cron="30 3 * * *",
+        time_zone="UTC",
+        description="Delete failed-job records older than FAILED_JOB_RETENTION_DAYS.",
+    ),
+    ScheduleSpec(
+        name="job_stats_rollup",
         actor_name="job_stats_rollup",
         cron="*/10 * * * *",
         time_zone="UTC",
