@@ -21,6 +21,7 @@ from django.http import HttpRequest, HttpResponse
 from django.template.response import TemplateResponse
 
 from jobs import stats
+from jobs.health import monitoring_redis
 
 logger = logging.getLogger(__name__)
 
@@ -124,11 +125,14 @@ def build_chart(minutes: list[tuple[int, int, int]]) -> dict:
 def dashboard_context(now: float | None = None) -> dict:
     """Everything the dashboard shows. Raises redis.RedisError when Redis is unreachable."""
     now = time.time() if now is None else now
-    client = stats.get_redis()
-    depths = stats.queue_depths(client, now=now)
-    minutes = stats.recent_minutes(count=CHART_MINUTES, now=now, client=client)
-    running = stats.in_progress(client)
-    workers = stats.live_worker_count(client, now=now)
+    client = monitoring_redis()
+    try:
+        depths = stats.queue_depths(client, now=now)
+        minutes = stats.recent_minutes(count=CHART_MINUTES, now=now, client=client)
+        running = stats.in_progress(client)
+        workers = stats.live_worker_count(client, now=now)
+    finally:
+        client.close()
     failed = failed_job_counts()
 
     finished: dict[str, int] = {}

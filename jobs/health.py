@@ -19,6 +19,8 @@ from urllib.parse import urlsplit
 import redis
 from django.conf import settings
 from django.db import connections
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from jobs import stats
 
@@ -32,14 +34,15 @@ def _timeout() -> float:
     return float(getattr(settings, "HEALTH_CHECK_TIMEOUT_SECONDS", 2.0))
 
 
-def _health_redis() -> redis.Redis:
-    """A client with short timeouts and no retries, unlike the application's client."""
+def monitoring_redis() -> redis.Redis:
+    """A client with short timeouts and no retries, unlike the application's client: a
+    probe or a dashboard must answer quickly when Redis is down. Close it after use."""
     timeout = _timeout()
     options = {
         **settings.REDIS_OPTIONS,
         "socket_timeout": timeout,
         "socket_connect_timeout": timeout,
-        "retry": None,
+        "retry": Retry(NoBackoff(), 0),
         "health_check_interval": 0,
     }
     return redis.Redis(**options)
@@ -177,7 +180,7 @@ def check_clamd() -> dict[str, Any]:
 
 def readiness_report() -> dict[str, Any]:
     """Run every check (in parallel, each time-bounded) and say whether we are ready."""
-    client = _health_redis()
+    client = monitoring_redis()
     checks: dict[str, Callable[[], dict[str, Any]]] = {
         "database": check_database,
         "redis": lambda: check_redis(client),

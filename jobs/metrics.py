@@ -73,12 +73,22 @@ class JobStatsMiddleware(Middleware):
     def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self.recorder.is_worker = True
         self.recorder.ensure_running()
+        broker_id = getattr(broker, "broker_id", None)
+        if broker_id:
+            queues = worker.consumer_whitelist or broker.get_declared_queues()
+            try:
+                stats.worker_register(broker_id=broker_id,
+                                      queues=[q for q in queues if not q.endswith(".DQ")])
+            except Exception:  # monitoring must never stop a worker from starting
+                logger.warning("Worker could not register for monitoring", exc_info=True)
 
     def after_worker_shutdown(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
         self.recorder.is_worker = False
         try:
             self.recorder.flush()
             self.recorder.forget_process()
+            if getattr(broker, "broker_id", None):
+                stats.worker_unregister(broker_id=broker.broker_id)
         except Exception:
             logger.warning("Job statistics could not be flushed at worker shutdown",
                            exc_info=True)
@@ -323,6 +333,6 @@ class QueueCollector(Collector):
         yield from gauges.values()
         yield oldest
         workers = GaugeMetricFamily("jobsite_workers_live",
-                                    "Broker processes with a fresh heartbeat.")
+                                    "Worker processes with a fresh broker heartbeat.")
         workers.add_metric([], stats.live_worker_count())
         yield workers

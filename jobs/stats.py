@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import atexit
 import bisect
+import json
 import logging
 import os
 import threading
@@ -565,8 +566,8 @@ def performance_summary(*, start: datetime, end: datetime) -> dict[str, QueuePer
 #                a worker fetches them early and holds them until their eta
 #   NS:Q.XQ      sorted set of dead-lettered ids (score: when), NS:Q.XQ.msgs their data
 #   NS:__heartbeats__  sorted set broker id -> last command (ms); workers poll about every
-#                second, so a fresh entry means a live worker (or a process that just
-#                enqueued something)
+#                second, so a fresh entry means a live worker -- or a process that just
+#                enqueued something, hence the worker registry below
 
 
 @dataclass(frozen=True)
@@ -655,11 +656,30 @@ def _message_due_ms(data: bytes | None) -> float | None:
         return None
 
 
-def live_worker_count(
+WORKERS_KEY = f"{KEY_PREFIX}:workers"  # hash broker id -> JSON {queues, pid, started}
+
+
+def worker_register(*, broker_id: str, queues: Iterable[str], client: redis.Redis | None = None
+                    ) -> None:
+    """Note that ``broker_id`` belongs to a worker (not a process that only enqueues)."""
+    info = {"queues": sorted(queues), "pid": os.getpid(), "started": int(time.time())}
+    (client or get_redis()).hset(WORKERS_KEY, broker_id, json.dumps(info))
+
+
+def worker_unregister(*, broker_id: str, client: redis.Redis | None = None) -> None:
+    (client or get_redis()).hdel(WORKERS_KEY, broker_id)
+
+
+def live_workers(
     client: redis.Redis | None = None, *, namespace: str | None = None,
     now: float | None = None,
-) -> int:
-    """Broker processes with a heartbeat within the broker's heartbeat timeout."""
+) -> list[dict]:
+    """Workers whose broker heartbeat is within the broker's heartbeat timeout.
+
+    Every process that talks to the broker leaves a heartbeat, web processes that only
+    enqueue too; only the ids workers registered at boot count. Registrations of workers
+    whose heartbeat is long gone (killed without shutdown) are pruned here.
+    """
     client = client or get_redis()
     namespace = namespace or broker_namespace()
     try:
@@ -667,7 +687,29 @@ def live_worker_count(
     except Exception:  # not a Redis broker: Dramatiq's default
         timeout_ms = 60_000
     now_ms = (time.time() if now is None else now) * 1000
-    return int(client.zcount(f"{namespace}:__heartbeats__", now_ms - timeout_ms, "+inf"))
+    registered = client.hgetall(WORKERS_KEY)
+    if not registered:
+        return []
+    ids = list(registered)
+    pipe = client.pipeline(transaction=False)
+    for broker_id in ids:
+        pipe.zscore(f"{namespace}:__heartbeats__", broker_id)
+    live, dead = [], []
+    for broker_id, beat in zip(ids, pipe.execute(), strict=True):
+        if beat is not None and beat >= now_ms - timeout_ms:
+            live.append(json.loads(registered[broker_id]))
+        elif beat is None or beat < now_ms - 24 * 3600 * 1000:
+            dead.append(broker_id)
+    if dead:
+        client.hdel(WORKERS_KEY, *dead)
+    return live
+
+
+def live_worker_count(
+    client: redis.Redis | None = None, *, namespace: str | None = None,
+    now: float | None = None,
+) -> int:
+    return len(live_workers(client, namespace=namespace, now=now))
 
 
 def hour_floor(moment: datetime) -> datetime:
