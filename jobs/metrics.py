@@ -143,8 +143,7 @@ class JobStatsMiddleware(Middleware):
             return
         start_ms, wait_ms = started
         run_ms = _now_ms() - start_ms if ran else None
-        self.recorder.ended(queue, actor)
-        self.recorder.record(queue, actor, event, run_ms=run_ms, wait_ms=wait_ms)
+        self.recorder.record(queue, actor, event, run_ms=run_ms, wait_ms=wait_ms, running=-1)
         if self._prometheus is not None:
             self._prometheus.in_progress.labels(queue, actor).dec()
             self._prometheus.event(queue, actor, event)

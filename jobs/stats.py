@@ -194,6 +194,22 @@ def parse_hash(raw: dict[bytes, bytes]) -> dict[StatKey, StatCounts]:
 # --- Recording ------------------------------------------------------------------------
 
 
+# A buffered (minute, queue, actor) is one flat list of counters, in this field order.
+SLOT_FIELDS: tuple[str, ...] = (
+    *EVENTS, "run_sum", "wait_sum",
+    *(f"run_b{i}" for i in range(BUCKET_COUNT)), *(f"wait_b{i}" for i in range(BUCKET_COUNT)),
+)
+SLOT_SIZE = len(SLOT_FIELDS)
+_RUN_SUM = len(EVENTS)
+_WAIT_SUM = _RUN_SUM + 1
+_RUN_B = _WAIT_SUM + 1
+_WAIT_B = _RUN_B + BUCKET_COUNT
+_EVENT_INDEX: dict[str, int] = {}
+for _index, _event in enumerate(Event):
+    _EVENT_INDEX[_event.value] = _index
+    _EVENT_INDEX[_event] = _index
+
+
 class StatsRecorder:
     """Buffers one process's job statistics in memory and flushes them to Redis.
 
@@ -203,8 +219,8 @@ class StatsRecorder:
 
     def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._pending: Counter[tuple[int, str]] = Counter()
-        self._in_progress: Counter[str] = Counter()
+        self._pending: dict[tuple[int, str, str], list[int]] = {}
+        self._in_progress: Counter[tuple[str, str]] = Counter()
         self._pid: int | None = None
         self._thread: threading.Thread | None = None
         self._wakeup = threading.Event()
@@ -213,33 +229,34 @@ class StatsRecorder:
         # (and that they are alive) on every flush, even when idle.
         self.is_worker = False
 
-    # Hot path: called for every message event. Keep it to dict increments.
+    # Hot path: called for every message event. A few list increments under a lock.
     def record(
         self, queue: str, actor: str, event: str, *, run_ms: float | None = None,
-        wait_ms: float | None = None, now: float | None = None,
+        wait_ms: float | None = None, now: float | None = None, running: int = 0,
     ) -> None:
-        minute = int((time.time() if now is None else now) // 60)
-        prefix = f"{queue}|{actor}|"
+        """Count ``event`` for (queue, actor); ``running`` adjusts the in-progress count."""
+        key = (int((time.time() if now is None else now) // 60), queue, actor)
         with self._lock:
-            pending = self._pending
-            pending[(minute, prefix + event)] += 1
+            slot = self._pending.get(key)
+            if slot is None:
+                slot = self._pending[key] = [0] * SLOT_SIZE
+            slot[_EVENT_INDEX[event]] += 1
             if run_ms is not None:
-                pending[(minute, f"{prefix}run_b{bisect.bisect_left(BUCKETS_MS, run_ms)}")] += 1
-                pending[(minute, prefix + "run_sum")] += int(run_ms)
+                slot[_RUN_B + bisect.bisect_left(BUCKETS_MS, run_ms)] += 1
+                slot[_RUN_SUM] += int(run_ms)
             if wait_ms is not None:
-                wait_ms = max(0.0, wait_ms)
-                pending[(minute, f"{prefix}wait_b{bisect.bisect_left(BUCKETS_MS, wait_ms)}")] += 1
-                pending[(minute, prefix + "wait_sum")] += int(wait_ms)
+                if wait_ms < 0:
+                    wait_ms = 0
+                slot[_WAIT_B + bisect.bisect_left(BUCKETS_MS, wait_ms)] += 1
+                slot[_WAIT_SUM] += int(wait_ms)
+            if running:
+                self._in_progress[(queue, actor)] += running
         if self._pid != os.getpid():
             self._start_thread()
 
     def started(self, queue: str, actor: str) -> None:
         with self._lock:
-            self._in_progress[f"{queue}|{actor}"] += 1
-
-    def ended(self, queue: str, actor: str) -> None:
-        with self._lock:
-            self._in_progress[f"{queue}|{actor}"] -= 1
+            self._in_progress[(queue, actor)] += 1
 
     def _start_thread(self) -> None:
         with self._lock:
@@ -247,7 +264,7 @@ class StatsRecorder:
                 return
             if self._pid is not None:
                 # Forked: the parent's buffer is the parent's to flush.
-                self._pending = Counter()
+                self._pending = {}
                 self._in_progress = Counter()
                 self.process_id = uuid.uuid4().hex[:12]
             self._pid = os.getpid()
@@ -275,8 +292,8 @@ class StatsRecorder:
         On a Redis error the counts go back into the buffer for the next flush.
         """
         with self._lock:
-            pending, self._pending = self._pending, Counter()
-            in_progress = {k: v for k, v in self._in_progress.items() if v > 0}
+            pending, self._pending = self._pending, {}
+            in_progress = {f"{q}|{a}": n for (q, a), n in self._in_progress.items() if n > 0}
         if not pending and not in_progress and not self.is_worker:
             return 0
         client = client or get_redis()
@@ -284,9 +301,16 @@ class StatsRecorder:
         now = time.time()
         pipe = client.pipeline(transaction=True)
         minutes: set[int] = set()
-        for (minute, name), count in pending.items():
-            pipe.hincrby(minute_key(minute), name, count)
-            pipe.hincrby(TOTALS_KEY, name, count)
+        written = 0
+        for (minute, queue, actor), slot in pending.items():
+            key = minute_key(minute)
+            prefix = f"{queue}|{actor}|"
+            for index, count in enumerate(slot):
+                if count:
+                    name = prefix + SLOT_FIELDS[index]
+                    pipe.hincrby(key, name, count)
+                    pipe.hincrby(TOTALS_KEY, name, count)
+                    written += 1
             minutes.add(minute)
         for minute in minutes:
             pipe.expire(minute_key(minute), retention)
@@ -303,11 +327,13 @@ class StatsRecorder:
         except redis.RedisError:
             oldest_kept = int((now - retention) // 60)
             with self._lock:
-                for (minute, name), count in pending.items():
-                    if minute >= oldest_kept:
-                        self._pending[(minute, name)] += count
+                for key, slot in pending.items():
+                    if key[0] >= oldest_kept:
+                        mine = self._pending.setdefault(key, [0] * SLOT_SIZE)
+                        for index, count in enumerate(slot):
+                            mine[index] += count
             raise
-        return len(pending)
+        return written
 
     def forget_process(self, client: redis.Redis | None = None) -> None:
         """Remove this process from the live set (worker shutdown)."""
