@@ -229,12 +229,32 @@ def worker_metrics_exporter() -> int:
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry, path=directory)
     registry.register(QueueCollector())
-    server, thread = start_http_server(
-        settings.WORKER_METRICS_PORT, addr=settings.WORKER_METRICS_HOST, registry=registry
-    )
-    logger.info("Worker metrics exporter listening on port %s", settings.WORKER_METRICS_PORT)
+    port = worker_metrics_port()
+    try:
+        server, thread = start_http_server(port, addr=settings.WORKER_METRICS_HOST,
+                                           registry=registry)
+    except OSError as exc:
+        # The workers keep running without their exporter (dramatiq only stops on a
+        # worker process's exit); say loudly why there is nothing to scrape.
+        logger.error("Worker metrics exporter cannot listen on port %s (%s)", port,
+                     type(exc).__name__)
+        return 1
+    logger.info("Worker metrics exporter listening on port %s", port)
     thread.join()
     return 0
+
+
+def worker_metrics_port() -> int:
+    """``WORKER_METRICS_PORT``, plus the worker group's position in ``WORKER_GROUPS`` when
+    started by ``runworkergroup`` (high +0, push +1, images +2, batch +3), so the groups of
+    one machine never compete for a port."""
+    from django.conf import settings
+
+    from jobs.queues import WORKER_GROUPS
+
+    group = os.environ.get("JOBSITE_WORKER_GROUP", "")
+    offset = list(WORKER_GROUPS).index(group) if group in WORKER_GROUPS else 0
+    return int(settings.WORKER_METRICS_PORT) + offset
 
 
 def _remove_dead_runs(base: str) -> None:

@@ -135,24 +135,24 @@ def _scrape(url: str, *, until, attempts: int = 100) -> str:
 
 
 @pytest.mark.django_db(transaction=True)
-def test_rundramatiq_worker_processes_export_their_metrics(clean_stats, broker, tmp_path):
-    # Given `rundramatiq` with two processes and the exporter on a port of our own
-    port = 16461
+def test_worker_group_processes_export_their_metrics(clean_stats, broker, tmp_path):
+    # Given the batch worker group (rundramatiq) with two processes; its exporter listens on
+    # WORKER_METRICS_PORT + 3, the batch group's position
     env = {
         **os.environ,
         "DJANGO_SETTINGS_MODULE": "config.settings_test",
-        "WORKER_METRICS_PORT": str(port),
+        "WORKER_METRICS_PORT": "16460",
         "WORKER_METRICS_DIR": str(tmp_path),
         "JOB_STATS_FLUSH_SECONDS": "0.2",
     }
     process = subprocess.Popen(
-        [sys.executable, "manage.py", "rundramatiq", "--processes", "2", "--threads", "2",
-         "--queues", "maintenance"],
+        [sys.executable, "manage.py", "runworkergroup", "batch", "--processes", "2",
+         "--threads", "2"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         start_new_session=True,
     )
     try:
-        url = f"http://127.0.0.1:{port}/metrics"
+        url = "http://127.0.0.1:16463/metrics"
         _scrape(url, until=lambda text: "jobsite_queue_ready_messages" in text)
 
         # When the workers run six jobs (a project actor: the subprocess loads tasks modules)
