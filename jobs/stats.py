@@ -278,13 +278,21 @@ class StatsRecorder:
             self._start_thread()
 
     def _run(self) -> None:
+        failing = False
         while True:
             self._wakeup.wait(_flush_interval())
             self._wakeup.clear()
             try:
                 self.flush()
-            except Exception:  # the thread must survive anything; the next flush retries
-                logger.exception("Job statistics flush failed")
+            except Exception as exc:  # the thread must survive anything; the next retries
+                if not failing:  # once per outage, not once a second
+                    logger.warning("Job statistics flush failed (%s); counts are kept in "
+                                   "memory and retried", type(exc).__name__)
+                failing = True
+            else:
+                if failing:
+                    logger.info("Job statistics flush works again")
+                failing = False
 
     def flush(self, client: redis.Redis | None = None) -> int:
         """Write buffered counts to Redis in one transaction. Returns fields written.
@@ -322,6 +330,8 @@ class StatsRecorder:
             pipe.hset(own_key, mapping=in_progress)
             pipe.expire(own_key, PROCESS_STALE_SECONDS)
         pipe.zadd(PROCESSES_KEY, {self.process_id: now})
+        # Every process start adds an id; forget those silent for an hour.
+        pipe.zremrangebyscore(PROCESSES_KEY, "-inf", now - 3600)
         try:
             pipe.execute()
         except redis.RedisError:

@@ -2,6 +2,7 @@
 
 import hmac
 
+import redis
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
@@ -61,4 +62,10 @@ def metrics(request: HttpRequest) -> HttpResponse:
     registry = CollectorRegistry(auto_describe=False)
     registry.register(JobStatsCollector())
     registry.register(QueueCollector())
-    return HttpResponse(generate_latest(registry), content_type=CONTENT_TYPE_LATEST)
+    try:
+        body = generate_latest(registry)
+    except redis.RedisError as exc:
+        # A failed scrape, not a 500 page: Prometheus records it and alerts on `up`.
+        return HttpResponse(f"Redis unavailable ({type(exc).__name__}).\n", status=503,
+                            content_type="text/plain")
+    return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)

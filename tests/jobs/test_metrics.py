@@ -184,3 +184,17 @@ def test_worker_group_processes_export_their_metrics(clean_stats, broker, tmp_pa
             os.killpg(process.pid, signal.SIGKILL)
             raise
     assert process.returncode == 0, stderr.decode()[-3000:]
+
+
+@pytest.mark.django_db
+def test_metrics_answer_503_when_redis_is_down(staff_client, settings, redis_client):
+    from jobs.redis import get_redis
+
+    settings.REDIS_OPTIONS = {"host": "127.0.0.1", "port": 16452, "db": 0}  # closed port
+    get_redis.cache_clear()
+    try:
+        response = staff_client.get("/metrics")
+    finally:
+        get_redis.cache_clear()  # the settings fixture restores REDIS_OPTIONS
+    assert response.status_code == 503
+    assert response.content == b"Redis unavailable (ConnectionError).\n"

@@ -194,3 +194,23 @@ def test_rollup_actor_runs_on_a_worker(clean_stats, broker, worker):
     assert row.succeeded == 2
     spec = next(s for s in SCHEDULES if s.actor_name == "job_stats_rollup")
     assert (spec.cron, spec.time_zone) == ("*/10 * * * *", "UTC")
+
+
+def test_counts_survive_a_failed_flush(clean_stats, redis_client):
+    # Given counts buffered while Redis cannot be reached
+    import redis
+
+    stats.recorder.record("push", "push_send", stats.Event.SUCCEEDED, run_ms=3, wait_ms=1)
+    unreachable = redis.Redis(port=16452, socket_connect_timeout=0.5)
+    stats.recorder.is_worker = True  # a worker's flush always talks to Redis
+    try:
+        with pytest.raises(redis.ConnectionError):
+            stats.recorder.flush(client=unreachable)
+    finally:
+        stats.recorder.is_worker = False
+
+    # When Redis is back, then the next flush writes them, once
+    stats.recorder.flush()
+    stats.recorder.flush()
+    counts = stats.totals()[("push", "push_send")]
+    assert (counts.succeeded, counts.runs) == (1, 1)
