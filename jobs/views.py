@@ -6,7 +6,7 @@ import redis
 from django.conf import settings
 from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import never_cache
-from django.views.decorators.http import require_GET
+from django.views.decorators.http import require_GET, require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from jobs.health import readiness_report
@@ -14,7 +14,7 @@ from jobs.metrics import JobStatsCollector, QueueCollector
 
 
 @never_cache
-@require_GET
+@require_safe
 def health_live(request: HttpRequest) -> JsonResponse:
     """The process is up and serving. Checks no dependency, on purpose: a liveness probe
     that fails when Redis is down would restart healthy web processes for nothing."""
@@ -22,7 +22,7 @@ def health_live(request: HttpRequest) -> JsonResponse:
 
 
 @never_cache
-@require_GET
+@require_safe
 def health_ready(request: HttpRequest) -> JsonResponse:
     """200 with the readiness report when every check passes, else 503 with it."""
     report = readiness_report()
