@@ -47,3 +47,14 @@ def permanent() -> None:
 @jobsite_actor(queue=Queue.EMAILS, actor_name="qmetrics_test_email_noop")
 def email_noop(n: int) -> None:
     pass
+
+
+started = threading.Event()
+release = threading.Event()
+
+
+@jobsite_actor(queue=Queue.ANALYTICS, actor_name="qmetrics_test_blocks")
+def blocks() -> None:
+    """Runs until the test sets ``release`` (bounded, so a failing test cannot hang)."""
+    started.set()
+    release.wait(timeout=30)

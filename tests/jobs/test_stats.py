@@ -56,8 +56,6 @@ def test_worker_records_succeeded_retried_failed_and_dead_lettered_jobs(
     for _minute, per_key in stats.recent_minutes(count=2):
         recent.add(per_key.get((Q, "qmetrics_test_flaky"), stats.StatCounts()))
     assert (recent.enqueued, recent.succeeded, recent.retried, recent.runs) == (1, 1, 1, 2)
-    # And nothing runs any more.
-    assert stats.in_progress().get((Q, "qmetrics_test_succeeds"), 0) == 0
 
 
 def test_stats_keys_hold_only_queue_and_actor_names(clean_stats, redis_client):
@@ -216,3 +214,29 @@ def test_counts_survive_a_failed_flush(clean_stats, redis_client):
     stats.recorder.flush()
     counts = stats.totals()[("push", "push_send")]
     assert (counts.succeeded, counts.runs) == (1, 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_running_jobs_are_counted_in_progress_until_they_finish(clean_stats, broker, worker,
+                                                                 staff_client):
+    # Given a job that is running on a real worker
+    actors.started.clear()
+    actors.release.clear()
+    actors.blocks.send()
+    assert actors.started.wait(timeout=20)
+
+    # When the worker's stats are flushed, then it is in progress, in the stats and /metrics
+    stats.recorder.flush()
+    try:
+        assert stats.in_progress() == {(Q, "qmetrics_test_blocks"): 1}
+        text = staff_client.get("/metrics").content.decode()
+        assert ('jobsite_jobs_in_progress{actor_name="qmetrics_test_blocks",'
+                'queue_name="analytics"} 1.0') in text.splitlines()
+    finally:
+        actors.release.set()
+
+    # And once it finishes, it is not
+    drain(broker, worker)
+    stats.recorder.flush()
+    assert stats.in_progress() == {}
+    assert counts_for("qmetrics_test_blocks").succeeded == 1
