@@ -38,7 +38,7 @@ import uuid
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from enum import StrEnum
 
 import dramatiq
@@ -87,11 +87,6 @@ def minute_key(minute: int) -> str:
 
 def process_key(process_id: str) -> str:
     return f"{KEY_PREFIX}:process:{process_id}"
-
-
-def bucket_index(ms: float) -> int:
-    """Index in a bucket list of the bucket ``ms`` falls into (``le`` bounds)."""
-    return bisect.bisect_left(BUCKETS_MS, ms)
 
 
 # --- Counts: one (queue, actor) -----------------------------------------------------
@@ -746,12 +741,3 @@ def live_worker_count(
     now: float | None = None,
 ) -> int:
     return len(live_workers(client, namespace=namespace, now=now))
-
-
-def hour_floor(moment: datetime) -> datetime:
-    return moment.astimezone(UTC).replace(minute=0, second=0, microsecond=0)
-
-
-def last_hour_window(now: datetime | None = None) -> tuple[datetime, datetime]:
-    end = now or datetime.now(UTC)
-    return end - timedelta(hours=1), end
