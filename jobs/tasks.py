@@ -1,7 +1,7 @@
 """Actors of the jobs app. Thin: one service call each."""
 
-from jobs import services
-from jobs.queues import Queue, jobsite_actor
+from jobs import services, stats
+from jobs.queues import MINUTE, Queue, jobsite_actor
 from jobs.schedules import ScheduleSpec
 
 
@@ -11,6 +11,12 @@ def failed_jobs_purge() -> None:
     services.failed_jobs_purge()
 
 
+@jobsite_actor(queue=Queue.MAINTENANCE, actor_name="job_stats_rollup", time_limit=10 * MINUTE)
+def job_stats_rollup() -> None:
+    """Fold settled per-minute job statistics into hourly rows. Idempotent."""
+    stats.job_stats_rollup()
+
+
 SCHEDULES: list[ScheduleSpec] = [
     ScheduleSpec(
         name="failed_jobs_purge",
@@ -18,5 +24,13 @@ SCHEDULES: list[ScheduleSpec] = [
         cron="30 3 * * *",
         time_zone="UTC",
         description="Delete failed-job records older than FAILED_JOB_RETENTION_DAYS.",
+    ),
+    ScheduleSpec(
+        name="job_stats_rollup",
+        actor_name="job_stats_rollup",
+        cron="*/10 * * * *",
+        time_zone="UTC",
+        description="Fold per-minute job statistics from Redis into hourly PostgreSQL rows.",
+        misfire_grace_seconds=600,
     ),
 ]
