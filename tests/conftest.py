@@ -46,10 +46,21 @@ def worker(broker):
 
 
 def drain(broker, worker, *, timeout_ms: int = 20_000) -> None:
-    """Wait until every declared queue is empty and the worker is idle."""
-    for queue_name in list(broker.get_declared_queues()):
-        broker.join(queue_name, timeout=timeout_ms)
-    worker.join()
+    """Wait until every declared queue is empty and the worker is idle.
+
+    Repeats until one pass finds nothing left, so work that a job enqueues on a queue
+    already joined (a digest fanning out emails) is waited for too.
+    """
+    deadline = time.monotonic() + timeout_ms / 1000
+    while True:
+        queues = sorted(broker.get_declared_queues())
+        for queue_name in queues:
+            broker.join(queue_name, timeout=timeout_ms)
+        worker.join()
+        if all(broker.do_qsize(queue_name) == 0 for queue_name in queues):
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"queues not drained within {timeout_ms} ms")
 
 
 def wait_until(predicate, *, timeout: float = 10.0, interval: float = 0.05) -> None:
