@@ -15,16 +15,17 @@ from django.db import transaction
 
 def enqueue_on_commit(
     actor: dramatiq.Actor, *args: Any, _delay_ms: int | None = None, _using: str = "default",
-    **kwargs: Any,
+    _options: dict[str, Any] | None = None, **kwargs: Any,
 ) -> str:
     """Send ``actor(*args, **kwargs)`` once the current transaction commits.
 
     Arguments must round-trip through JSON: ids and small values, never model instances.
+    ``_options`` become message options (for example ``schedule_id``).
 
     Returns:
       The message id the message will carry.
     """
-    message = actor.message(*args, **kwargs)
+    message = actor.message_with_options(args=args, kwargs=kwargs, **(_options or {}))
     transaction.on_commit(
         lambda: actor.broker.enqueue(message, delay=_delay_ms), using=_using, robust=False
     )
