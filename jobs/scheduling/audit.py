@@ -18,6 +18,8 @@ from django.contrib.auth import get_user_model
 from django.core import checks
 from django.db.models import Q
 from django.utils import timezone
+from redis.backoff import NoBackoff
+from redis.retry import Retry
 
 from jobs.alerts import email_staff
 from jobs.scheduling.models import OperationsReport, ReportKind
@@ -109,7 +111,9 @@ def redis_accepts_anonymous() -> bool:
     """Whether the configured Redis answers a client that presents no password."""
     options = {k: v for k, v in settings.REDIS_OPTIONS.items()
                if k not in ("password", "username")}
-    client = redis.Redis(**{**options, "socket_timeout": 3, "socket_connect_timeout": 3})
+    # One attempt: redis-py's default retries turn an auth refusal into seconds of backoff.
+    client = redis.Redis(**{**options, "socket_timeout": 3, "socket_connect_timeout": 3,
+                            "retry": Retry(NoBackoff(), 0)})
     try:
         return bool(client.ping())
     except redis.AuthenticationError:
