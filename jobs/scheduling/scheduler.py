@@ -63,7 +63,7 @@ class LeaderLock:
         """Reset the TTL; ``False`` (and no longer held) if another process has the lock."""
         try:
             self._lock.reacquire()
-        except LockError:
+        except (LockError, RedisError):  # taken over, expired, or Redis unreachable
             self._held = False
         return self._held
 
