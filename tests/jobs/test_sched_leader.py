@@ -1,0 +1,67 @@
+"""Leader lock and sync details, in process on the real Redis and database."""
+
+import pytest
+
+from jobs.scheduling import scheduler as scheduler_module
+from jobs.scheduling.models import Schedule, ScheduleOutcome
+from jobs.scheduling.scheduler import LEADER_KEY, LeaderLock, SchedulerRunner, fire_schedule
+
+
+def test_only_one_holder_and_only_the_holder_renews_or_releases(redis_client):
+    first, second = LeaderLock(ttl_seconds=5), LeaderLock(ttl_seconds=5)
+
+    assert first.acquire() is True
+    assert second.acquire() is False
+    assert second.renew() is False
+    second.release()
+    assert first.held() is True
+    assert 0 < redis_client.pttl(LEADER_KEY) <= 5000
+
+    first.release()
+    assert redis_client.get(LEADER_KEY) is None
+    assert second.acquire() is True
+    second.release()
+
+
+def test_lock_taken_over_after_expiry_is_lost_by_the_old_holder(redis_client):
+    old = LeaderLock(ttl_seconds=5)
+    assert old.acquire()
+    redis_client.delete(LEADER_KEY)  # expired while the old leader was stalled
+    new = LeaderLock(ttl_seconds=5)
+    assert new.acquire()
+
+    assert old.renew() is False
+    assert old.held() is False
+    assert new.held() is True
+    new.release()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_process_that_lost_the_lock_does_not_fire(broker, redis_client, monkeypatch):
+    schedule = Schedule.objects.create(name="prune", actor_name="schedule_executions_prune",
+                                       cron="* * * * *")
+    lost = LeaderLock(ttl_seconds=5)
+    assert lost.acquire()
+    redis_client.set(LEADER_KEY, "another-process")
+    monkeypatch.setattr(scheduler_module, "_leader", lost)
+
+    assert fire_schedule(schedule.pk) is None
+    assert broker.client.hlen(f"{broker.namespace}:maintenance.msgs") == 0
+
+
+@pytest.mark.django_db
+def test_sync_skips_an_invalid_row_and_records_why(redis_client):
+    good = Schedule.objects.create(name="good", actor_name="schedule_executions_prune",
+                                   cron="30 3 * * *")
+    # Written around the admin form (a shell, a bad migration): the scheduler must not crash.
+    bad = Schedule.objects.create(name="bad", actor_name="schedule_executions_prune",
+                                  cron="99 3 * * *", time_zone="Mars/Olympus")
+    runner = SchedulerRunner(sync_seconds=1, lock_ttl_seconds=3)
+
+    counts = runner.sync()
+
+    assert (counts.added, counts.invalid) == (1, 1)
+    assert [job.id for job in runner.scheduler.get_jobs()] == [good.job_id]
+    bad.refresh_from_db()
+    assert bad.last_outcome == ScheduleOutcome.ERROR
+    assert bad.last_error.startswith("invalid schedule:")
