@@ -224,31 +224,36 @@ class SchedulerRunner:
                 counts.removed += 1
         for job_id, schedule in wanted.items():
             try:
-                trigger = schedule_trigger(cron=schedule.cron, time_zone=schedule.time_zone,
-                                           tick_seconds=self.tick_seconds)
-            except Exception as exc:  # an invalid row edited outside the form: skip it
-                counts.invalid += 1
-                services.schedule_record_fire_error(schedule_id=schedule.pk,
-                                                    error=f"invalid schedule: {exc}")
+                counts_key = self._sync_one(schedule, existing.get(job_id))
+            except Exception as exc:  # a row written around the admin form: skip it
+                counts_key = "invalid"
+                services.schedule_record_invalid(schedule_id=schedule.pk,
+                                                 error=f"invalid schedule: {exc}")
                 if job_id in existing:
                     self._remove(job_id)
-                continue
-            job = existing.get(job_id)
-            if job is None:
-                self.scheduler.add_job(
-                    fire_schedule, trigger=trigger, args=[schedule.pk], id=job_id,
-                    name=schedule.name[:100], misfire_grace_time=schedule.misfire_grace_seconds,
-                    coalesce=True, max_instances=1, replace_existing=True,
-                )
-                counts.added += 1
-            elif (not isinstance(job.trigger, WallClockCronTrigger)
-                  or str(job.trigger) != str(trigger)
-                  or job.misfire_grace_time != schedule.misfire_grace_seconds):
-                self.scheduler.modify_job(job_id, misfire_grace_time=schedule.misfire_grace_seconds,
-                                          name=schedule.name[:100])
-                self.scheduler.reschedule_job(job_id, trigger=trigger)
-                counts.rescheduled += 1
+            if counts_key:
+                setattr(counts, counts_key, getattr(counts, counts_key) + 1)
         return counts
+
+    def _sync_one(self, schedule: Schedule, job) -> str | None:
+        """Add or reschedule ``schedule``'s job; returns what it did (a SyncCounts field)."""
+        trigger = schedule_trigger(cron=schedule.cron, time_zone=schedule.time_zone,
+                                   tick_seconds=self.tick_seconds)
+        if job is None:
+            self.scheduler.add_job(
+                fire_schedule, trigger=trigger, args=[schedule.pk], id=schedule.job_id,
+                name=schedule.name[:100], misfire_grace_time=schedule.misfire_grace_seconds,
+                coalesce=True, max_instances=1, replace_existing=True,
+            )
+            return "added"
+        if (not isinstance(job.trigger, WallClockCronTrigger)
+                or str(job.trigger) != str(trigger)
+                or job.misfire_grace_time != schedule.misfire_grace_seconds):
+            self.scheduler.modify_job(job.id, misfire_grace_time=schedule.misfire_grace_seconds,
+                                      name=schedule.name[:100])
+            self.scheduler.reschedule_job(job.id, trigger=trigger)
+            return "rescheduled"
+        return None
 
     def _remove(self, job_id: str) -> None:
         try:

@@ -105,6 +105,16 @@ def schedule_record_fire_error(*, schedule_id: int, error: str) -> None:
     )
 
 
+def schedule_record_invalid(*, schedule_id: int, error: str) -> None:
+    """The scheduler cannot build a trigger for this row (written around the form): say
+    so on the row, once, without touching its last run."""
+    error = error[:200]
+    (Schedule.objects.filter(pk=schedule_id)
+     .exclude(last_outcome=ScheduleOutcome.ERROR, last_error=error)
+     .update(last_outcome=ScheduleOutcome.ERROR, last_outcome_at=timezone.now(),
+             last_error=error))
+
+
 def schedule_save(*, schedule: Schedule, changed_fields: list[str], user: Any = None
                   ) -> Schedule:
     """Save a staff edit. A default schedule edited by staff becomes customised, so

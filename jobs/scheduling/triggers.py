@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 from apscheduler.triggers.base import BaseTrigger
 from cron_descriptor import Options, get_description
-from croniter import croniter
+from croniter import CroniterBadDateError, croniter
 from django.core.exceptions import ValidationError
 
 CRON_FIELDS = 5
@@ -40,6 +40,11 @@ def cron_validate(expr: str) -> str:
     if not croniter.is_valid(normalised):
         raise ValidationError("%(expr)s is not a valid cron expression.",
                               params={"expr": normalised}, code="cron_invalid")
+    try:
+        croniter(normalised, datetime(2000, 1, 1)).get_next(datetime)
+    except CroniterBadDateError as exc:  # valid syntax, impossible date (31 February)
+        raise ValidationError("%(expr)s never matches a real date.",
+                              params={"expr": normalised}, code="cron_never") from exc
     return normalised
 
 
@@ -93,8 +98,10 @@ class WallClockCronTrigger(BaseTrigger):
         # missed runs can be counted), never from before it.
         start = now.astimezone(UTC)
         if previous_fire_time is not None:
-            after_previous = previous_fire_time.astimezone(UTC) + timedelta(microseconds=1)
-            start = min(start, after_previous) if start > previous_fire_time else after_previous
+            previous = previous_fire_time.astimezone(UTC)
+            start = min(start, previous + timedelta(microseconds=1))
+            if start == previous:
+                start += timedelta(microseconds=1)
         naive_start = start.astimezone(self.timezone).replace(tzinfo=None, microsecond=0)
         # croniter yields matches strictly after its start: begin one second earlier so a
         # match at ``start`` itself counts.

@@ -47,6 +47,7 @@ def test_valid_schedule_is_saved_with_description_and_next_run(staff_client):
     ("0 0 * * * *", "exactly 5 fields"),
     ("61 * * * *", "not a valid cron expression"),
     ("0 3 31 2 mon-", "not a valid cron expression"),
+    ("0 0 31 2 *", "never matches a real date"),
 ])
 def test_invalid_cron_is_a_form_error(staff_client, cron, message):
     errors = errors_of(staff_client.post(ADD_URL, form_data(cron=cron)))

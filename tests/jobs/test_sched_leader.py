@@ -56,12 +56,18 @@ def test_sync_skips_an_invalid_row_and_records_why(redis_client):
     # Written around the admin form (a shell, a bad migration): the scheduler must not crash.
     bad = Schedule.objects.create(name="bad", actor_name="schedule_executions_prune",
                                   cron="99 3 * * *", time_zone="Mars/Olympus")
+    never = Schedule.objects.create(name="never", actor_name="schedule_executions_prune",
+                                    cron="0 0 31 2 *")
     runner = SchedulerRunner(sync_seconds=1, lock_ttl_seconds=3)
 
     counts = runner.sync()
+    again = runner.sync()
 
-    assert (counts.added, counts.invalid) == (1, 1)
+    assert (counts.added, counts.invalid) == (1, 2)
+    assert (again.added, again.rescheduled, again.invalid) == (0, 0, 2)
     assert [job.id for job in runner.scheduler.get_jobs()] == [good.job_id]
-    bad.refresh_from_db()
-    assert bad.last_outcome == ScheduleOutcome.ERROR
-    assert bad.last_error.startswith("invalid schedule:")
+    for row in (bad, never):
+        row.refresh_from_db()
+        assert row.last_outcome == ScheduleOutcome.ERROR
+        assert row.last_error.startswith("invalid schedule:")
+        assert row.last_run_at is None

@@ -118,7 +118,8 @@ def test_next_fire_time_reports_real_local_time_in_the_gap():
 
 
 @pytest.mark.parametrize("expr", ["", "* * * *", "0 0 * * * *", "61 * * * *",
-                                  "0 25 * * *", "0 0 32 * *", "bogus"])
+                                  "0 25 * * *", "0 0 32 * *", "bogus",
+                                  "0 0 31 2 *"])
 def test_invalid_cron_is_rejected(expr):
     with pytest.raises(ValidationError):
         cron_validate(expr)
