@@ -158,6 +158,8 @@ DRAMATIQ_NAMESPACE = env.str("DRAMATIQ_NAMESPACE", default="jobsite")
 # default list names a Prometheus class dramatiq 2 moved. AdminMiddleware (a DB row per
 # message) stays off: it caps throughput far below the email target.
 DRAMATIQ_MIDDLEWARE = [
+    # First: its before-hooks run first and its after-hooks last (after Retries decided).
+    "jobs.worker_middleware.JobExecution",
     "dramatiq.middleware.AgeLimit",
     "dramatiq.middleware.TimeLimit",
     "dramatiq.middleware.ShutdownNotifications",
@@ -170,7 +172,8 @@ DRAMATIQ_MIDDLEWARE = [
     "jobs.scheduling.middleware.ScheduleRunLock",
 ]
 DRAMATIQ_BROKER = {
-    "BROKER": "dramatiq.brokers.redis.RedisBroker",
+    # Dramatiq's RedisBroker, plus dead-lettering of messages that cannot be decrypted.
+    "BROKER": "jobs.broker.JobsiteRedisBroker",
     "OPTIONS": {"namespace": DRAMATIQ_NAMESPACE, **REDIS_OPTIONS},
     "MIDDLEWARE": DRAMATIQ_MIDDLEWARE,
 }
@@ -180,6 +183,11 @@ DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
 # Keys for job-payload encryption (Fernet, urlsafe base64). The first encrypts; all
 # decrypt, so a key can be rotated by putting the new one first.
 JOB_PAYLOAD_KEYS = env.list("JOB_PAYLOAD_KEYS", default=[])
+# Every message body in Redis is encrypted with those keys (a key derived from SECRET_KEY
+# when none is set, in development).
+DRAMATIQ_ENCODER = "jobs.encryption.EncryptedJSONEncoder"
+# Failed-job records are deleted this many days after their last failure.
+FAILED_JOB_RETENTION_DAYS = env.int("FAILED_JOB_RETENTION_DAYS", default=30)
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
 # --- Email ------------------------------------------------------------------------
@@ -261,7 +269,10 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "jobs.logging.JsonFormatter"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json"}},
+    # Dramatiq logs failed messages with their arguments and exception text: scrubbed.
+    "filters": {"scrub_dramatiq": {"()": "jobs.scrub.DramatiqLogFilter"}},
+    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json",
+                            "filters": ["scrub_dramatiq"]}},
     "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},

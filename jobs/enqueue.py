@@ -15,18 +15,29 @@ from django.db import transaction
 
 def enqueue_on_commit(
     actor: dramatiq.Actor, *args: Any, _delay_ms: int | None = None, _using: str = "default",
-    _options: dict[str, Any] | None = None, **kwargs: Any,
+    **kwargs: Any,
 ) -> str:
     """Send ``actor(*args, **kwargs)`` once the current transaction commits.
 
     Arguments must round-trip through JSON: ids and small values, never model instances.
-    ``_options`` become message options (for example ``schedule_id``).
 
     Returns:
       The message id the message will carry.
     """
-    message = actor.message_with_options(args=args, kwargs=kwargs, **(_options or {}))
+    message = actor.message(*args, **kwargs)
+    return enqueue_message_on_commit(actor, message, delay_ms=_delay_ms, using=_using)
+
+
+def enqueue_message_on_commit(
+    actor: dramatiq.Actor, message: dramatiq.Message, *, delay_ms: int | None = None,
+    using: str = "default",
+) -> str:
+    """Send an already built ``message`` of ``actor`` once the transaction commits.
+
+    For callers that need message options (``actor.message_with_options(...)``), such as
+    the scheduler's ``schedule_id`` or a failed job's retry. Returns the message id.
+    """
     transaction.on_commit(
-        lambda: actor.broker.enqueue(message, delay=_delay_ms), using=_using, robust=False
+        lambda: actor.broker.enqueue(message, delay=delay_ms), using=using, robust=False
     )
     return message.message_id

@@ -27,4 +27,6 @@ class JsonFormatter(logging.Formatter):
                 payload[key] = value
         if record.exc_info:
             payload["exc"] = self.formatException(record.exc_info)
+        elif record.exc_text:  # already formatted (and scrubbed) by a filter
+            payload["exc"] = record.exc_text
         return json.dumps(payload, default=str)

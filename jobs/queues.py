@@ -78,6 +78,11 @@ def actor_options(queue: Queue, **overrides: Any) -> dict[str, Any]:
         "time_limit": policy.time_limit,
         "throws": (PermanentError,),
     }
+    extra_throws = overrides.pop("throws", ())
+    if isinstance(extra_throws, type):
+        extra_throws = (extra_throws,)
+    # An actor may add exceptions it never retries, but PermanentError always stays one.
+    options["throws"] = (PermanentError, *(e for e in extra_throws if e is not PermanentError))
     options.update(overrides)
     return options
 

@@ -160,9 +160,11 @@ class SchedulerRunner:
             _leader = None
 
     def stop(self) -> None:
+        """Stop firing; a fire already under way finishes and is recorded (they are short:
+        they only enqueue)."""
         self._stop.set()
         if self.scheduler.state != STATE_STOPPED:
-            self.scheduler.shutdown(wait=False)
+            self.scheduler.shutdown(wait=True)
 
     # --- coordinator thread ------------------------------------------------------------
     def _coordinate(self) -> None:

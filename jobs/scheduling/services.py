@@ -14,7 +14,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from jobs.enqueue import enqueue_on_commit
+from jobs.enqueue import enqueue_message_on_commit
 from jobs.schedules import ScheduleSpec
 from jobs.scheduling import selectors
 from jobs.scheduling.models import Schedule, ScheduleOutcome
@@ -49,8 +49,8 @@ def schedule_enqueue(*, schedule: Schedule, manual: bool = False) -> str:
         )
         raise ScheduleActorMissing(schedule.actor_name)
     with transaction.atomic():
-        message_id = enqueue_on_commit(actor, _options={"schedule_id": schedule.pk},
-                                       **schedule.kwargs)
+        message = actor.message_with_options(kwargs=schedule.kwargs, schedule_id=schedule.pk)
+        message_id = enqueue_message_on_commit(actor, message)
         Schedule.objects.filter(pk=schedule.pk).update(
             last_run_at=now, last_outcome=ScheduleOutcome.ENQUEUED, last_outcome_at=now,
             last_message_id=message_id, last_error="",

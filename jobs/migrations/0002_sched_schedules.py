@@ -9,6 +9,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
+        ("jobs", "0001_qfail_failed_jobs"),
     ]
 
     operations = [
