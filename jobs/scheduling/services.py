@@ -214,14 +214,11 @@ def log_files_prune(*, log_dir: str | Path, older_than_days: int) -> int:
 
 def log_cleanup() -> dict[str, int | None]:
     """Log cleanup (seed 12.8): execution records, failed jobs and old log files past
-    their retention. Returns counts; ``None`` where that kind of record does not exist."""
-    counts: dict[str, int | None] = {"executions": schedule_executions_prune()}
-    try:
-        from jobs.services import failed_jobs_purge  # the failed-job list's own retention
-    except ImportError:
-        counts["failed_jobs"] = None
-    else:
-        counts["failed_jobs"] = failed_jobs_purge()
+    their retention. Returns counts (``log_files`` is ``None`` without ``LOG_DIR``)."""
+    from jobs.services import failed_jobs_purge  # the failed-job list's own retention
+
+    counts: dict[str, int | None] = {"executions": schedule_executions_prune(),
+                                     "failed_jobs": failed_jobs_purge()}
     if settings.LOG_DIR:
         counts["log_files"] = log_files_prune(log_dir=settings.LOG_DIR,
                                               older_than_days=settings.LOG_RETENTION_DAYS)

@@ -1,6 +1,5 @@
 """Operations jobs run as schedules do: fired, enqueued, run by a real worker."""
 
-import importlib.util
 import os
 import time
 from datetime import timedelta
@@ -10,6 +9,7 @@ from django.core import mail
 from django.utils import timezone
 from django_apscheduler.models import DjangoJob, DjangoJobExecution
 
+from jobs.models import FailedJob
 from jobs.queues import PermanentError, Queue, jobsite_actor
 from jobs.scheduling.models import OperationsReport, ReportKind, Schedule, ScheduleOutcome
 from jobs.scheduling.scheduler import fire_schedule
@@ -26,8 +26,14 @@ def make_executions(ages_days: list[int]) -> None:
 
 
 @pytest.mark.django_db
-def test_log_cleanup_prunes_executions_and_log_files_past_retention(settings, tmp_path):
+def test_log_cleanup_prunes_executions_failed_jobs_and_log_files(settings, tmp_path):
     settings.SCHEDULE_EXECUTION_RETENTION_DAYS = 30
+    settings.FAILED_JOB_RETENTION_DAYS = 30
+    for n, age in enumerate([2, 45]):
+        failed_at = timezone.now() - timedelta(days=age)
+        FailedJob.objects.create(message_id=f"m{n}", actor_name="log_cleanup",
+                                 queue_name="maintenance", exception_type="RuntimeError",
+                                 first_failed_at=failed_at, last_failed_at=failed_at)
     settings.LOG_DIR = str(tmp_path)
     settings.LOG_RETENTION_DAYS = 14
     make_executions([1, 29, 31, 400])
@@ -46,8 +52,8 @@ def test_log_cleanup_prunes_executions_and_log_files_past_retention(settings, tm
     assert DjangoJobExecution.objects.count() == 2
     assert counts["log_files"] == 1
     assert sorted(p.name for p in tmp_path.rglob("*.log*")) == ["jobsite.log", "jobsite.log.1"]
-    has_failed_jobs = importlib.util.find_spec("jobs.services") is not None
-    assert (counts["failed_jobs"] is not None) == has_failed_jobs
+    assert counts["failed_jobs"] == 1
+    assert list(FailedJob.objects.values_list("message_id", flat=True)) == ["m0"]
 
 
 @pytest.mark.django_db
@@ -103,12 +109,7 @@ def always_fails() -> None:
 
 @pytest.mark.django_db(transaction=True)
 def test_failing_scheduled_run_emails_staff_once_per_streak(broker, worker, settings):
-    # Wired by the failed-job list (queue-failures helper): it alerts on failed messages
-    # carrying ``schedule_id``. Runs once that code is merged.
-    from jobs import models
-
-    if not hasattr(models, "FailedJob"):
-        pytest.skip("jobs.models.FailedJob (failed-job list) is not merged yet")
+    # The failed-job list alerts on failed messages carrying ``schedule_id``.
     settings.STAFF_ALERT_EMAILS = ["ops@jobsite.test"]
     schedule = Schedule.objects.create(name="fails", actor_name="test_sched_always_fails",
                                        cron="0 6 * * *")
@@ -117,7 +118,7 @@ def test_failing_scheduled_run_emails_staff_once_per_streak(broker, worker, sett
         fire_schedule(schedule.pk)
         drain(broker, worker)
 
-    assert models.FailedJob.objects.filter(actor_name="test_sched_always_fails").exists()
+    assert FailedJob.objects.filter(actor_name="test_sched_always_fails").exists()
     alerts = [m for m in mail.outbox if "test_sched_always_fails" in m.subject + m.body]
     assert len(alerts) == 1
     schedule.refresh_from_db()
