@@ -20,6 +20,7 @@ from datetime import UTC, datetime
 
 from apscheduler import events
 from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.job import Job
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.schedulers.base import STATE_STOPPED
 from apscheduler.schedulers.blocking import BlockingScheduler
@@ -39,6 +40,7 @@ HEARTBEAT_KEY = "jobsite:scheduler:heartbeat"
 HEARTBEAT_TTL_SECONDS = 60
 HEARTBEAT_EVERY_SECONDS = 10  # the contract with health: at least every 15 s
 JOB_PREFIX = "schedule:"
+TICK_KEY_TTL_SECONDS = 2 * 24 * 3600  # longer than any misfire grace worth having
 
 # The lock this process holds while it leads; ``None`` when no runner runs in the process
 # (an admin request or a test calling fire_schedule directly).
@@ -84,11 +86,17 @@ class LeaderLock:
             self._held = False
 
 
-def fire_schedule(schedule_id: int) -> str | None:
-    """The APScheduler job of every schedule: enqueue its actor, by name, once.
+def tick_key(schedule_id: int, scheduled_for: str) -> str:
+    return f"jobsite:schedule:{schedule_id}:tick:{scheduled_for}"
+
+
+def fire_schedule(schedule_id: int, scheduled_for: str | None = None) -> str | None:
+    """The APScheduler job of every schedule: enqueue its actor, by name, once per tick.
 
     Re-reads the row so edits made since the last sync (arguments, actor, enabled) apply.
-    Returns the message id, or ``None`` when nothing was enqueued.
+    ``scheduled_for`` (the tick's UTC time, added by :class:`TickExecutor`) makes a tick
+    enqueue at most once even when a new leader re-fires a tick the old one fired just
+    before it died. Returns the message id, or ``None`` when nothing was enqueued.
     """
     close_old_connections()
     try:
@@ -99,9 +107,31 @@ def fire_schedule(schedule_id: int) -> str | None:
         schedule = Schedule.objects.filter(pk=schedule_id).first()
         if schedule is None or not schedule.enabled:
             return None
+        if scheduled_for and not get_redis().set(tick_key(schedule_id, scheduled_for), "1",
+                                                 nx=True, ex=TICK_KEY_TTL_SECONDS):
+            logger.warning("tick already enqueued: fire skipped",
+                           extra={"schedule_id": schedule_id, "scheduled_for": scheduled_for})
+            return None
         return services.schedule_enqueue(schedule=schedule)
     finally:
         close_old_connections()
+
+
+class TickExecutor(ThreadPoolExecutor):
+    """APScheduler's thread pool, handing each fire its scheduled time (``scheduled_for``).
+
+    The job function does not otherwise learn which tick it runs for; the stored job is
+    not changed (a tagged copy runs).
+    """
+
+    def _do_submit_job(self, job: Job, run_times):
+        tagged = Job.__new__(Job)
+        tagged.__setstate__(job.__getstate__())
+        tagged._scheduler = job._scheduler
+        tagged._jobstore_alias = job._jobstore_alias
+        tagged.kwargs = {**job.kwargs,
+                         "scheduled_for": run_times[-1].astimezone(UTC).isoformat()}
+        return super()._do_submit_job(tagged, run_times)
 
 
 def schedule_id_from_job_id(job_id: str) -> int | None:
@@ -132,7 +162,7 @@ class SchedulerRunner:
         self.lock = LeaderLock(ttl_seconds=lock_ttl_seconds)
         self.scheduler = BlockingScheduler(
             jobstores={"default": DjangoJobStore()},
-            executors={"default": ThreadPoolExecutor(10)},
+            executors={"default": TickExecutor(10)},
             job_defaults={"coalesce": True, "max_instances": 1},
             timezone=UTC,
         )

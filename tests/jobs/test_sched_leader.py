@@ -71,3 +71,19 @@ def test_sync_skips_an_invalid_row_and_records_why(redis_client):
         assert row.last_outcome == ScheduleOutcome.ERROR
         assert row.last_error.startswith("invalid schedule:")
         assert row.last_run_at is None
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_tick_is_enqueued_at_most_once(broker, redis_client):
+    # A new leader re-firing the tick the old one fired just before dying.
+    schedule = Schedule.objects.create(name="prune", actor_name="schedule_executions_prune",
+                                       cron="* * * * *")
+    tick = "2026-11-29T03:00:00+00:00"
+
+    first = fire_schedule(schedule.pk, scheduled_for=tick)
+    again = fire_schedule(schedule.pk, scheduled_for=tick)
+    next_tick = fire_schedule(schedule.pk, scheduled_for="2026-11-29T03:01:00+00:00")
+
+    assert first is not None and again is None and next_tick is not None
+    assert broker.client.hlen(f"{broker.namespace}:maintenance.msgs") == 2
+    assert redis_client.ttl(scheduler_module.tick_key(schedule.pk, tick)) > 24 * 3600

@@ -184,7 +184,8 @@ def test_disabling_a_schedule_stops_its_fires(scheduler_processes, broker, staff
     assert not stopped.enabled
 
 
-def test_two_schedulers_enqueue_exactly_once_per_tick(scheduler_processes, broker):
+def test_two_schedulers_enqueue_exactly_once_per_tick(scheduler_processes, broker,
+                                                      redis_client):
     schedule = make_schedule()
     first = scheduler_processes("--tick-seconds", str(TICK))
     second = scheduler_processes("--tick-seconds", str(TICK))
@@ -201,6 +202,8 @@ def test_two_schedulers_enqueue_exactly_once_per_tick(scheduler_processes, broke
     assert max(per_tick) - min(per_tick) + 1 == len(per_tick), "a tick was skipped"
     assert leaders.count(True) == 1
     assert DjangoJobExecution.objects.filter(job_id=schedule.job_id).count() == len(messages)
+    # Each fire claimed its tick (the guard against a re-fire across a leader handover).
+    assert len(redis_client.keys(f"jobsite:schedule:{schedule.pk}:tick:*")) == len(messages)
 
 
 def test_follower_takes_over_when_the_leader_is_killed(scheduler_processes, broker,
