@@ -27,6 +27,15 @@ def test_command_installs_every_declared_default_whose_actor_exists(capsys):
 
 
 @pytest.mark.django_db
+def test_dry_run_writes_nothing(capsys):
+    call_command("schedules_sync", "--dry-run")
+
+    assert not Schedule.objects.exists()
+    out = capsys.readouterr().out
+    assert "created: " in out and "Dry run: nothing was written." in out
+
+
+@pytest.mark.django_db
 def test_second_sync_changes_nothing():
     schedules_sync(specs=[SPEC])
 

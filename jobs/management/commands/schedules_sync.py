@@ -1,6 +1,7 @@
 """Install the default schedules apps declare (``SCHEDULES`` in their tasks modules)."""
 
 from django.core.management.base import BaseCommand, CommandError
+from django.db import transaction
 
 from jobs.scheduling.services import schedules_sync
 
@@ -12,11 +13,20 @@ class Command(BaseCommand):
         "registered is not installed."
     )
 
-    def handle(self, *args, **options):
+    def add_arguments(self, parser):
+        parser.add_argument("--dry-run", action="store_true",
+                            help="Report what would change, write nothing.")
+
+    def handle(self, *args, dry_run: bool = False, **options):
         try:
-            result = schedules_sync()
+            with transaction.atomic():
+                result = schedules_sync()
+                if dry_run:
+                    transaction.set_rollback(True)
         except ValueError as exc:
             raise CommandError(str(exc)) from exc
+        if dry_run:
+            self.stdout.write("Dry run: nothing was written.")
         for label, names in [("created", result.created), ("updated", result.updated),
                              ("unchanged", result.unchanged),
                              ("kept (edited by staff)", result.kept_staff_edits),
