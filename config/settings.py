@@ -160,6 +160,8 @@ DRAMATIQ_NAMESPACE = env.str("DRAMATIQ_NAMESPACE", default="jobsite")
 DRAMATIQ_MIDDLEWARE = [
     # First: its before-hooks run first and its after-hooks last (after Retries decided).
     "jobs.worker_middleware.JobExecution",
+    # Before Retries too, so its after-hooks see whether Retries gave up on a message.
+    "jobs.metrics.JobStatsMiddleware",
     "dramatiq.middleware.AgeLimit",
     "dramatiq.middleware.TimeLimit",
     "dramatiq.middleware.ShutdownNotifications",
@@ -189,6 +191,28 @@ DRAMATIQ_ENCODER = "jobs.encryption.EncryptedJSONEncoder"
 # Failed-job records are deleted this many days after their last failure.
 FAILED_JOB_RETENTION_DAYS = env.int("FAILED_JOB_RETENTION_DAYS", default=30)
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
+
+# --- Job statistics, metrics and health (jobs.stats, jobs.metrics, jobs.health) ----------
+# Workers buffer job statistics in memory and write them to Redis this often.
+JOB_STATS_FLUSH_SECONDS = env.float("JOB_STATS_FLUSH_SECONDS", default=1.0)
+# Per-minute stats stay this long in Redis; job_stats_rollup keeps hourly rows in PostgreSQL.
+JOB_STATS_REDIS_RETENTION_HOURS = env.float("JOB_STATS_REDIS_RETENTION_HOURS", default=6)
+# Worker Prometheus exporter (one per rundramatiq); off when unset.
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=None)
+WORKER_METRICS_HOST = env.str("WORKER_METRICS_HOST", default="127.0.0.1")
+WORKER_METRICS_DIR = env.str("WORKER_METRICS_DIR", default="")
+HEALTH_CHECK_TIMEOUT_SECONDS = env.float("HEALTH_CHECK_TIMEOUT_SECONDS", default=2.0)
+HEALTH_QUEUE_MAX_BACKLOG = env.int("HEALTH_QUEUE_MAX_BACKLOG", default=10_000)
+HEALTH_QUEUE_MAX_AGE_SECONDS = env.float("HEALTH_QUEUE_MAX_AGE_SECONDS", default=600)
+# Per-queue overrides, e.g. "images=500,emails=20000" and "images=1800,analytics=3600".
+HEALTH_QUEUE_BACKLOG_LIMITS = env.dict("HEALTH_QUEUE_BACKLOG_LIMITS", cast={"value": int},
+                                       default={})
+HEALTH_QUEUE_AGE_LIMITS = env.dict(
+    "HEALTH_QUEUE_AGE_LIMITS", cast={"value": float},
+    default={"maintenance": 3600.0, "analytics": 3600.0, "images": 1800.0},
+)
+HEALTH_MIN_WORKERS = env.int("HEALTH_MIN_WORKERS", default=1)
+HEALTH_REQUIRE_SCHEDULER = env.bool("HEALTH_REQUIRE_SCHEDULER", default=False)
 
 # --- Email ------------------------------------------------------------------------
 # EMAIL_ESP names an anymail ESP ("postmark", "amazon_ses", "sendgrid", ...); "console"

@@ -1,7 +1,13 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from jobs.dashboard import queue_dashboard
+
 urlpatterns = [
+    # Before admin/ so the admin's catch-all does not claim it; admin_view = staff login.
+    path("admin/jobs/dashboard/", admin.site.admin_view(queue_dashboard),
+         name="jobs-queue-dashboard"),
     path("admin/", admin.site.urls),
+    path("", include("jobs.urls")),
     path("", include("marketplace.urls")),
 ]

@@ -11,6 +11,10 @@ import hashlib
 import math
 import uuid
 from dataclasses import dataclass
+from functools import lru_cache
+
+import redis
+from redis.commands.core import Script
 
 from jobs.redis import get_redis
 
@@ -32,6 +36,10 @@ if count < limit then
   return {1, limit - count - 1, 0}
 end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if oldest[2] == nil then
+  -- limit 0: nothing ever frees a slot; say "a whole window".
+  return {0, 0, window}
+end
 return {0, 0, tonumber(oldest[2]) + window - now}
 """
 
@@ -44,6 +52,12 @@ class RateLimit:
     limit: int
     period_seconds: int
 
+    def __post_init__(self) -> None:
+        if self.limit < 0 or self.period_seconds < 1:
+            raise ValueError(
+                f"RateLimit {self.purpose!r}: limit must be >= 0 and period_seconds >= 1"
+            )
+
 
 class RateLimitExceeded(Exception):
     """The subject has used its allowance; ``retry_after`` is whole seconds to wait."""
@@ -52,6 +66,12 @@ class RateLimitExceeded(Exception):
         super().__init__(f"Rate limit for {purpose} reached; retry after {retry_after} s.")
         self.purpose = purpose
         self.retry_after = retry_after
+
+
+@lru_cache(maxsize=4)
+def _script(client: redis.Redis) -> Script:
+    # One Script per client: it hashes the source once and runs by EVALSHA.
+    return client.register_script(_SLIDING_WINDOW)
 
 
 def _key(purpose: str, subject: str | int) -> str:
@@ -69,7 +89,7 @@ def rate_limit_hit(limit: RateLimit, subject: str | int) -> int:
     Raises:
       RateLimitExceeded: the window is full; nothing was counted.
     """
-    script = get_redis().register_script(_SLIDING_WINDOW)
+    script = _script(get_redis())
     allowed, remaining, retry_after_ms = script(
         keys=[_key(limit.purpose, subject)],
         args=[limit.period_seconds * 1000, limit.limit, uuid.uuid4().hex],

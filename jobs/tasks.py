@@ -1,7 +1,7 @@
 """Actors of the jobs app. Thin: one service call each."""
 
-from jobs import services
-from jobs.queues import Queue, jobsite_actor
+from jobs import services, stats
+from jobs.queues import MINUTE, Queue, jobsite_actor
 from jobs.schedules import ScheduleSpec
 from jobs.scheduling.tasks import SCHEDULES as SCHEDULING_SCHEDULES
 from jobs.scheduling.tasks import (  # noqa: F401  (registered for django-dramatiq)
@@ -19,6 +19,12 @@ def failed_jobs_purge() -> None:
     services.failed_jobs_purge()
 
 
+@jobsite_actor(queue=Queue.MAINTENANCE, actor_name="job_stats_rollup", time_limit=10 * MINUTE)
+def job_stats_rollup() -> None:
+    """Fold settled per-minute job statistics into hourly rows. Idempotent."""
+    stats.job_stats_rollup()
+
+
 SCHEDULES: list[ScheduleSpec] = [
     ScheduleSpec(
         name="failed_jobs_purge",
@@ -26,6 +32,14 @@ SCHEDULES: list[ScheduleSpec] = [
         cron="30 3 * * *",
         time_zone="UTC",
         description="Delete failed-job records older than FAILED_JOB_RETENTION_DAYS.",
+    ),
+    ScheduleSpec(
+        name="job_stats_rollup",
+        actor_name="job_stats_rollup",
+        cron="*/10 * * * *",
+        time_zone="UTC",
+        description="Fold per-minute job statistics from Redis into hourly PostgreSQL rows.",
+        misfire_grace_seconds=600,
     ),
 ]
 

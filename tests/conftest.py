@@ -35,6 +35,12 @@ def worker(broker):
     worker.start()
     yield worker
     worker.stop()
+    # Dramatiq never takes back the middleware a Worker adds to its broker: a stopped worker
+    # would start consumers for queues declared later (e.g. by a test importing a tasks
+    # module) and fetch their messages without ever running them.
+    broker.middleware[:] = [
+        m for m in broker.middleware if getattr(m, "worker", None) is not worker
+    ]
 
 
 def drain(broker, worker, *, timeout_ms: int = 20_000) -> None:

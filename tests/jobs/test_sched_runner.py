@@ -229,13 +229,17 @@ def test_follower_takes_over_when_the_leader_is_killed(scheduler_processes, brok
     assert set(ticks(fires_of(broker, schedule)).values()) == {1}
 
 
-def test_scheduler_sets_its_heartbeat(scheduler_processes, redis_client):
-    scheduler_processes()
+def test_scheduler_sets_its_heartbeat_and_health_sees_it(scheduler_processes, redis_client):
+    from jobs.health import check_scheduler
+
+    process = scheduler_processes()
 
     value = wait_for(lambda: redis_client.get(HEARTBEAT_KEY), what="the heartbeat")
-
+    wait_for(process.became_leader, what="leadership")
     assert abs(float(value) - time.time()) < 15
     assert 0 < redis_client.ttl(HEARTBEAT_KEY) <= 60
+    health = check_scheduler(redis_client)
+    assert (health["status"], health["leader"]) == ("running", True)
 
 
 def simulate_downtime(schedule: Schedule, *, missed_since: timedelta) -> None:

@@ -1,5 +1,7 @@
 """Run the Dramatiq worker for one queue group (see ``jobs.queues.WORKER_GROUPS``)."""
 
+import os
+
 from django.core.management import call_command
 from django.core.management.base import BaseCommand, CommandError
 
@@ -22,6 +24,8 @@ class Command(BaseCommand):
     def handle(self, *args, group, processes, threads, **options):
         if processes < 1:
             raise CommandError("--processes must be at least 1")
+        # Read by the worker metrics exporter (jobs.metrics): each group gets its own port.
+        os.environ["JOBSITE_WORKER_GROUP"] = group
         call_command(
             "rundramatiq",
             processes=processes,
