@@ -112,7 +112,7 @@ def fire_schedule(schedule_id: int, scheduled_for: str | None = None) -> str | N
             logger.warning("tick already enqueued: fire skipped",
                            extra={"schedule_id": schedule_id, "scheduled_for": scheduled_for})
             return None
-        return services.schedule_enqueue(schedule=schedule)
+        return services.schedule_enqueue(schedule=schedule, scheduled_for=scheduled_for)
     finally:
         close_old_connections()
 

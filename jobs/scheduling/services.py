@@ -31,11 +31,13 @@ class ScheduleActorMissing(Exception):
     """The schedule names an actor that is not registered (an app was removed)."""
 
 
-def schedule_enqueue(*, schedule: Schedule, manual: bool = False) -> str:
+def schedule_enqueue(*, schedule: Schedule, manual: bool = False,
+                     scheduled_for: str | None = None) -> str:
     """Enqueue ``schedule``'s actor with its kwargs and record the run; returns the message id.
 
     Only enqueues: a worker does the work. The message carries option ``schedule_id`` (the
-    per-schedule run lock and the failure alerts key on it). ``manual`` is "Run now".
+    per-schedule run lock and the failure alerts key on it) and, for a fire, option
+    ``scheduled_for`` (the tick's UTC time, ISO 8601). ``manual`` is "Run now".
 
     Raises:
       ScheduleActorMissing: the actor is not registered; the row records the error.
@@ -49,7 +51,10 @@ def schedule_enqueue(*, schedule: Schedule, manual: bool = False) -> str:
         )
         raise ScheduleActorMissing(schedule.actor_name)
     with transaction.atomic():
-        message = actor.message_with_options(kwargs=schedule.kwargs, schedule_id=schedule.pk)
+        options = {"schedule_id": schedule.pk}
+        if scheduled_for:
+            options["scheduled_for"] = scheduled_for
+        message = actor.message_with_options(kwargs=schedule.kwargs, **options)
         message_id = enqueue_message_on_commit(actor, message)
         Schedule.objects.filter(pk=schedule.pk).update(
             last_run_at=now, last_outcome=ScheduleOutcome.ENQUEUED, last_outcome_at=now,

@@ -1,5 +1,6 @@
 """Leader lock and sync details, in process on the real Redis and database."""
 
+import dramatiq
 import pytest
 
 from jobs.scheduling import scheduler as scheduler_module
@@ -85,5 +86,8 @@ def test_a_tick_is_enqueued_at_most_once(broker, redis_client):
     next_tick = fire_schedule(schedule.pk, scheduled_for="2026-11-29T03:01:00+00:00")
 
     assert first is not None and again is None and next_tick is not None
-    assert broker.client.hlen(f"{broker.namespace}:maintenance.msgs") == 2
+    messages = [dramatiq.Message.decode(raw)
+                for raw in broker.client.hvals(f"{broker.namespace}:maintenance.msgs")]
+    assert sorted(m.options["scheduled_for"] for m in messages) == [
+        tick, "2026-11-29T03:01:00+00:00"]
     assert redis_client.ttl(scheduler_module.tick_key(schedule.pk, tick)) > 24 * 3600
