@@ -180,7 +180,9 @@ DRAMATIQ_BROKER = {
     "MIDDLEWARE": DRAMATIQ_MIDDLEWARE,
 }
 DRAMATIQ_TASKS_DATABASE = "default"
-DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
+# bench.actors: the no-op of ``manage.py benchjobs`` (jobs/bench/), run by the real
+# worker groups; it only receives messages the benchmark sends.
+DRAMATIQ_AUTODISCOVER_MODULES = ["tasks", "bench.actors"]
 
 # Keys for job-payload encryption (Fernet, urlsafe base64). The first encrypts; all
 # decrypt, so a key can be rotated by putting the new one first.
@@ -240,7 +242,18 @@ ANYMAIL = {
     "MAILGUN_SENDER_DOMAIN": env.str("MAILGUN_SENDER_DOMAIN", default=""),
     # "user:password" that the ESP's webhook posts with (HTTP basic auth).
     "WEBHOOK_SECRET": env.str("ANYMAIL_WEBHOOK_SECRET", default=""),
+    # Empty means the ESP's own API; tests point it at a local HTTP server.
+    **({"POSTMARK_API_URL": url} if (url := env.str("POSTMARK_API_URL", default="")) else {}),
+    # Amazon SES: its SNS topic of bounces and complaints posts to
+    # /webhooks/anymail/amazon_ses/tracking/ (with the basic auth in the URL).
+    "AMAZON_SES_CLIENT_PARAMS": {
+        "region_name": env.str("AWS_SES_REGION_NAME", default="ca-central-1"),
+    },
 }
+# How long an email-verification link stays valid (password-reset links follow Django's
+# PASSWORD_RESET_TIMEOUT).
+EMAIL_VERIFICATION_MAX_AGE = env.int("EMAIL_VERIFICATION_MAX_AGE", default=3 * 24 * 3600)
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3600)
 # Where operational alerts go (failure streaks, reports). Comma-separated addresses.
 STAFF_ALERT_EMAILS = env.list("STAFF_ALERT_EMAILS", default=[])
 

@@ -10,6 +10,8 @@ os.environ.setdefault("DEBUG", "true")
 os.environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ["EMAIL_ESP"] = "test"
 os.environ.setdefault("DRAMATIQ_NAMESPACE", "jobsite-test")
+# Basic auth of the ESP webhooks under test (a test-only value, not a secret).
+os.environ.setdefault("ANYMAIL_WEBHOOK_SECRET", "esp-webhook:test-only-password")
 
 from config.settings import *  # noqa: E402,F403
 

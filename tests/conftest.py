@@ -1,5 +1,7 @@
 """Fixtures shared by the whole suite: real Redis broker, real Dramatiq workers."""
 
+import time
+
 import dramatiq
 import pytest
 from django.test import Client
@@ -48,6 +50,19 @@ def drain(broker, worker, *, timeout_ms: int = 20_000) -> None:
     for queue_name in list(broker.get_declared_queues()):
         broker.join(queue_name, timeout=timeout_ms)
     worker.join()
+
+
+def wait_until(predicate, *, timeout: float = 10.0, interval: float = 0.05) -> None:
+    """Wait for something a worker's consumer thread does after ``drain`` returns.
+
+    ``drain`` covers the work queue; a message for an unknown actor is rejected by the
+    consumer thread itself, which ``Worker.join`` does not wait for.
+    """
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"condition not met within {timeout} s")
+        time.sleep(interval)
 
 
 @pytest.fixture

@@ -4,7 +4,7 @@ import dramatiq
 import pytest
 
 from jobs.models import FailedJob, FailedJobStatus
-from tests.conftest import drain
+from tests.conftest import drain, wait_until
 
 
 @pytest.mark.django_db(transaction=True)
@@ -19,6 +19,7 @@ def test_message_for_an_unknown_actor_is_recorded_and_cannot_be_retried(
 
     # when a worker receives it
     drain(broker, worker)
+    wait_until(lambda: FailedJob.objects.filter(message_id=message.message_id).exists())
 
     # then it is dead-lettered and recorded, with no attempt made
     assert broker.client.zcard(f"{broker.namespace}:analytics.XQ") == 1

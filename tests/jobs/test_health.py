@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 import redis
 from django.core.management import CommandError, call_command
+from django.db import connection
 
 from jobs.health import SCHEDULER_HEARTBEAT_KEY
 from tests.conftest import drain
@@ -243,6 +244,12 @@ def test_jobs_health_fails_with_exit_code_1_when_not_ready(settings, redis_clien
 
 
 def run_jobs_health(**env) -> subprocess.CompletedProcess:
+    # The child process checks the test database (the developer's own may not exist).
+    db = connection.settings_dict
+    env.setdefault(
+        "DATABASE_URL",
+        f"postgres://{db['USER']}@{db['HOST'] or '127.0.0.1'}:{db['PORT'] or 5432}/{db['NAME']}",
+    )
     return subprocess.run(
         [sys.executable, "manage.py", "jobs_health"], cwd=ROOT, capture_output=True,
         text=True, timeout=60,
@@ -250,6 +257,7 @@ def run_jobs_health(**env) -> subprocess.CompletedProcess:
     )
 
 
+@pytest.mark.django_db
 def test_jobs_health_process_exit_codes(redis_client):
     # Ready (no worker required): exit 0
     result = run_jobs_health(HEALTH_MIN_WORKERS="0")

@@ -1,0 +1,79 @@
+"""Admin: the email log (read-only), consent, the blacklist, in-app notifications.
+
+Staff add and remove blacklisted addresses on the suppression list; the admin calls the
+services so each change is audited.
+"""
+
+from django.contrib import admin
+
+from notifications import services
+from notifications.models import (
+    EmailLog,
+    EmailPreference,
+    Notification,
+    Suppression,
+    SuppressionReason,
+)
+
+
+@admin.register(EmailLog)
+class EmailLogAdmin(admin.ModelAdmin):
+    list_display = ("id", "kind", "user_id", "status", "attempts", "created_at", "sent_at")
+    list_filter = ("status", "kind")
+    search_fields = ("=id", "=user__id", "=esp_message_id", "=message_id")
+    readonly_fields = [f.name for f in EmailLog._meta.fields]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(Suppression)
+class SuppressionAdmin(admin.ModelAdmin):
+    list_display = ("id", "email", "reason", "source", "created_at")
+    list_filter = ("reason", "source")
+    search_fields = ("email",)
+    fields = ("email", "reason", "source", "created_by", "created_at")
+    readonly_fields = ("source", "created_by", "created_at")
+
+    def get_changeform_initial_data(self, request):
+        return {"reason": SuppressionReason.MANUAL}
+
+    def has_change_permission(self, request, obj=None):
+        # An entry is added or removed, not edited.
+        return obj is None and super().has_change_permission(request, obj)
+
+    def save_model(self, request, obj, form, change):
+        created = services.suppression_add(
+            email=obj.email, reason=obj.reason, source="admin", created_by=request.user
+        )
+        obj.pk = created.pk
+
+    def delete_model(self, request, obj):
+        services.suppression_remove(suppression=obj, removed_by=request.user)
+
+    def delete_queryset(self, request, queryset):
+        for suppression in queryset:
+            services.suppression_remove(suppression=suppression, removed_by=request.user)
+
+
+@admin.register(EmailPreference)
+class EmailPreferenceAdmin(admin.ModelAdmin):
+    list_display = ("user_id", "marketing", "digest", "updated_at")
+    list_filter = ("marketing", "digest")
+    search_fields = ("=user__id",)
+    readonly_fields = ("user", "marketing", "digest", "unsubscribe_nonce", "updated_at")
+
+    def has_add_permission(self, request):
+        # Consent is the user's to change (and is audited); staff only look.
+        return False
+
+
+@admin.register(Notification)
+class NotificationAdmin(admin.ModelAdmin):
+    list_display = ("id", "user_id", "kind", "is_read", "is_important", "created_at")
+    list_filter = ("kind", "is_read", "is_important")
+    raw_id_fields = ("user",)

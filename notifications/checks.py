@@ -1,0 +1,121 @@
+"""System check: every email kind has every part in every language, and renders cleanly.
+
+For each kind × language: the subject, text and HTML templates exist and compile;
+rendering them with the kind's sample context leaves no unresolved variable; the subject
+is one line; the HTML is well formed (every opened element is closed, in order).
+"""
+
+from html.parser import HTMLParser
+
+from django.core import checks
+from django.template import TemplateDoesNotExist, TemplateSyntaxError
+
+from marketplace.models import User
+from notifications.kinds import KINDS, EmailContentError
+from notifications.models import EmailKind
+from notifications.rendering import (
+    LANGUAGES,
+    PARTS,
+    UNRESOLVED_MARKER,
+    email_engine,
+    render_email,
+    template_name,
+)
+
+# Elements that never have a closing tag.
+VOID_ELEMENTS = frozenset(
+    "area base br col embed hr img input link meta source track wbr".split()
+)
+SAMPLE_DIGEST_ITEMS = [
+    {"title": "New quote on Fix the kitchen sink", "body": "Pro Plumbing sent a quote.",
+     "is_important": True},
+    {"title": "New message", "body": "", "is_important": False},
+]
+
+
+class _WellFormedness(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.stack: list[str] = []
+        self.problems: list[str] = []
+
+    def handle_starttag(self, tag, attrs):
+        if tag not in VOID_ELEMENTS:
+            self.stack.append(tag)
+
+    def handle_startendtag(self, tag, attrs):
+        pass
+
+    def handle_endtag(self, tag):
+        if tag in VOID_ELEMENTS:
+            return
+        if not self.stack or self.stack[-1] != tag:
+            expected = self.stack[-1] if self.stack else "nothing"
+            self.problems.append(f"</{tag}> closes {expected}")
+            if tag in self.stack:
+                del self.stack[self.stack.index(tag):]
+        else:
+            self.stack.pop()
+
+
+def html_problems(html: str) -> list[str]:
+    """Well-formedness problems of ``html`` (empty when it is well formed)."""
+    parser = _WellFormedness()
+    parser.feed(html)
+    parser.close()
+    if not html.lstrip().lower().startswith("<!doctype html>"):
+        parser.problems.append("missing <!DOCTYPE html>")
+    return parser.problems + [f"<{tag}> never closed" for tag in parser.stack]
+
+
+def _sample_user(language: str) -> User:
+    return User(pk=1, email="sample@example.invalid", first_name="Sam",
+                preferred_language=language, password="!")
+
+
+def template_problems() -> list[str]:
+    """Every problem of every kind × language, as readable sentences."""
+    problems: list[str] = []
+    engine = email_engine(strict=True)
+    for kind in EmailKind:
+        spec = KINDS[kind]
+        for language in LANGUAGES:
+            missing = False
+            for part in PARTS:
+                name = template_name(kind, language, part)
+                try:
+                    engine.get_template(name)
+                except TemplateDoesNotExist:
+                    problems.append(f"{name} is missing")
+                    missing = True
+                except TemplateSyntaxError as exc:
+                    problems.append(f"{name} does not compile: {exc}")
+                    missing = True
+            if missing:
+                continue
+            try:
+                rendered = render_email(
+                    kind=kind, user=_sample_user(language), context=spec.sample_context,
+                    unsubscribe_url="https://example.invalid/email/unsubscribe/t/",
+                    strict=True, extra_values={"items": SAMPLE_DIGEST_ITEMS},
+                )
+            except EmailContentError as exc:
+                problems.append(f"{kind}/{language}: {exc}")
+                continue
+            marker = UNRESOLVED_MARKER.split("%s")[0]
+            for part, text in (("subject", rendered.subject), ("text", rendered.text),
+                               ("html", rendered.html)):
+                if marker in text:
+                    start = text.index(marker) + len(marker)
+                    variable = text[start:text.index("@@", start)]
+                    problems.append(f"{kind}/{language} {part}: unresolved {{{{ {variable} }}}}")
+            problems += [f"{kind}/{language} html: {p}" for p in html_problems(rendered.html)]
+    return problems
+
+
+@checks.register(checks.Tags.templates)
+def check_email_templates(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    return [
+        checks.Error(problem, id="notifications.E001", hint="Fix templates/email/.")
+        for problem in template_problems()
+    ]

@@ -1,0 +1,153 @@
+"""What each kind of email is: its consent category and the context values it takes.
+
+A caller passes ``context`` to ``send_email``; :func:`clean_context` checks it against the
+kind's fields (types, required keys, no unknown keys), strips control characters from
+text and rejects CR/LF in any value that ends up in a header. Templates live under
+``templates/email/<language>/<kind>.{subject.txt,txt,html}``.
+"""
+
+import unicodedata
+from dataclasses import dataclass, field
+from enum import StrEnum
+from typing import Any
+
+from notifications.models import EmailKind
+
+
+class Category(StrEnum):
+    """Which consent an email needs. Transactional email is always sent."""
+
+    TRANSACTIONAL = "transactional"
+    MARKETING = "marketing"
+    DIGEST = "digest"
+
+
+class EmailContentError(ValueError):
+    """The caller's input cannot make a safe email: nothing was recorded or enqueued.
+
+    The message names the field and the problem, never the value (it may be personal).
+    """
+
+
+@dataclass(frozen=True)
+class Field:
+    type: type
+    # Rendered into the Subject header: CR/LF would let it forge headers.
+    header: bool = False
+    multiline: bool = False
+    max_length: int = 500
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    kind: EmailKind
+    category: Category
+    fields: dict[str, Field] = field(default_factory=dict)
+    # A context that renders every template branch; the template check uses it.
+    sample_context: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def transactional(self) -> bool:
+        return self.category == Category.TRANSACTIONAL
+
+
+_ORDER = Field(int)
+_TITLE = Field(str, header=True, max_length=200)
+
+KINDS: dict[EmailKind, KindSpec] = {
+    spec.kind: spec
+    for spec in [
+        KindSpec(EmailKind.WELCOME, Category.MARKETING),
+        KindSpec(EmailKind.EMAIL_VERIFICATION, Category.TRANSACTIONAL),
+        KindSpec(EmailKind.PASSWORD_RESET, Category.TRANSACTIONAL),
+        KindSpec(
+            EmailKind.ORDER_STATUS, Category.TRANSACTIONAL,
+            {"order_id": _ORDER, "order_title": _TITLE, "status": Field(str, max_length=20)},
+            {"order_id": 42, "order_title": "Fix the kitchen sink", "status": "in_progress"},
+        ),
+        KindSpec(
+            EmailKind.PAYMENT_CONFIRMATION, Category.TRANSACTIONAL,
+            {"order_id": _ORDER, "order_title": _TITLE, "amount_cents": Field(int),
+             "currency": Field(str, header=True, max_length=3)},
+            {"order_id": 42, "order_title": "Fix the kitchen sink", "amount_cents": 11300,
+             "currency": "CAD"},
+        ),
+        KindSpec(
+            EmailKind.REVIEW_REMINDER, Category.MARKETING,
+            {"order_id": _ORDER, "order_title": _TITLE,
+             "contractor_name": Field(str, header=True, max_length=200)},
+            {"order_id": 42, "order_title": "Fix the kitchen sink",
+             "contractor_name": "Pro Plumbing"},
+        ),
+        KindSpec(
+            EmailKind.DAILY_DIGEST, Category.DIGEST,
+            {"notification_ids": Field(list), "unread_count": Field(int)},
+            {"notification_ids": [], "unread_count": 2},
+        ),
+    ]
+}
+
+# Order status labels per language (the marketplace's labels are English only).
+ORDER_STATUS_LABELS: dict[str, dict[str, str]] = {
+    "en": {"open": "open", "accepted": "accepted", "in_progress": "in progress",
+           "completed": "completed", "cancelled": "cancelled"},
+    "fr": {"open": "ouverte", "accepted": "acceptée", "in_progress": "en cours",
+           "completed": "terminée", "cancelled": "annulée"},
+}
+
+_KEEP_IN_MULTILINE = {"\n", "\t"}
+
+
+def strip_control_characters(value: str, *, multiline: bool = False) -> str:
+    """Drop control and format characters (NUL, ESC, bidi overrides, ...).
+
+    ``multiline`` keeps newlines and tabs (normalising CR/LF to LF).
+    """
+    if multiline:
+        value = value.replace("\r\n", "\n").replace("\r", "\n")
+    return "".join(
+        ch for ch in value
+        if (multiline and ch in _KEEP_IN_MULTILINE)
+        or unicodedata.category(ch) not in ("Cc", "Cf", "Zl", "Zp")
+    )
+
+
+def header_safe(value: str, *, name: str) -> str:
+    """``value`` if it can go into a header; CR, LF and other line breaks are refused."""
+    if any(ch in value for ch in "\r\n\x0b\x0c\x85\u2028\u2029"):
+        raise EmailContentError(f"{name} must not contain line breaks.")
+    return strip_control_characters(value)
+
+
+def clean_context(kind: EmailKind, context: dict[str, Any] | None) -> dict[str, Any]:
+    """The kind's context, checked and cleaned. Raises :class:`EmailContentError`."""
+    spec = KINDS[kind]
+    context = dict(context or {})
+    unknown = sorted(set(context) - set(spec.fields))
+    if unknown:
+        raise EmailContentError(f"Unknown context for {kind}: {', '.join(unknown)}.")
+    cleaned: dict[str, Any] = {}
+    for name, rule in spec.fields.items():
+        if name not in context:
+            raise EmailContentError(f"{kind} needs context value {name!r}.")
+        value = context[name]
+        if rule.type is int and (isinstance(value, bool) or not isinstance(value, int)):
+            raise EmailContentError(f"{name} must be an integer.")
+        if rule.type is list:
+            if not isinstance(value, list) or not all(
+                isinstance(item, int) and not isinstance(item, bool) for item in value
+            ):
+                raise EmailContentError(f"{name} must be a list of ids.")
+            if len(value) > 100:
+                raise EmailContentError(f"{name} holds at most 100 ids.")
+        if rule.type is str:
+            if not isinstance(value, str):
+                raise EmailContentError(f"{name} must be text.")
+            if rule.header:
+                value = header_safe(value, name=name)
+            else:
+                value = strip_control_characters(value, multiline=rule.multiline)
+            if len(value) > rule.max_length:
+                raise EmailContentError(f"{name} is longer than {rule.max_length} characters.")
+        cleaned[name] = value
+    return cleaned

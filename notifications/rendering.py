@@ -1,0 +1,145 @@
+"""Render an email of one kind, for one user, in the user's language.
+
+Templates: ``templates/email/<language>/<kind>.subject.txt``, ``<kind>.txt`` and
+``<kind>.html``, each extending the language's shared layout (``base.txt``/``base.html``).
+The HTML is autoescaped; every user-supplied value is also stripped of control
+characters first. The subject is one line, and a line break in it is an error.
+"""
+
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import Any
+
+from django.conf import settings
+from django.template import Context, Engine
+from django.utils import translation
+
+from marketplace.models import User
+from notifications import tokens
+from notifications.kinds import (
+    KINDS,
+    ORDER_STATUS_LABELS,
+    EmailContentError,
+    header_safe,
+    strip_control_characters,
+)
+from notifications.models import EmailKind, Notification
+
+LANGUAGES = ("en", "fr")
+FALLBACK_LANGUAGE = "en"
+PARTS = ("subject.txt", "txt", "html")
+# What an unresolved variable renders as under the template check (never in real mail).
+UNRESOLVED_MARKER = "@@UNRESOLVED:%s@@"
+BRAND = "Jobsite"
+
+
+@dataclass(frozen=True)
+class RenderedEmail:
+    subject: str
+    text: str
+    html: str
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+def template_name(kind: str, language: str, part: str) -> str:
+    return f"email/{language}/{kind}.{part}"
+
+
+@lru_cache(maxsize=2)
+def email_engine(*, strict: bool = False) -> Engine:
+    """The template engine for email. ``strict`` marks unresolved variables visibly."""
+    return Engine(
+        dirs=[str(settings.BASE_DIR / "templates")],
+        string_if_invalid=UNRESOLVED_MARKER if strict else "",
+    )
+
+
+def recipient_language(user: User) -> str:
+    language = (user.preferred_language or "").lower()
+    return language if language in LANGUAGES else FALLBACK_LANGUAGE
+
+
+def _money(amount_cents: int, currency: str, language: str) -> str:
+    units, cents = divmod(amount_cents, 100)
+    if language == "fr":
+        return f"{units:,}".replace(",", "\u00a0") + f",{cents:02d}\u00a0$ {currency}"
+    return f"${units:,}.{cents:02d} {currency}"
+
+
+def _kind_context(kind: EmailKind, user: User, context: dict[str, Any], language: str,
+                  site: str) -> dict[str, Any]:
+    """Links and derived values for ``kind``. Tokens are made here, at send time."""
+    order_id = context.get("order_id")
+    if kind == EmailKind.WELCOME:
+        return {"action_url": f"{site}/"}
+    if kind == EmailKind.EMAIL_VERIFICATION:
+        return {"action_url": f"{site}/account/verify-email/?token="
+                              f"{tokens.email_verification_token(user)}",
+                "valid_hours": settings.EMAIL_VERIFICATION_MAX_AGE // 3600}
+    if kind == EmailKind.PASSWORD_RESET:
+        return {"action_url": site + tokens.password_reset_path(user),
+                "valid_hours": settings.PASSWORD_RESET_TIMEOUT // 3600}
+    if kind == EmailKind.ORDER_STATUS:
+        labels = ORDER_STATUS_LABELS[language]
+        return {"action_url": f"{site}/orders/{order_id}",
+                "status_label": labels.get(context["status"], context["status"])}
+    if kind == EmailKind.PAYMENT_CONFIRMATION:
+        return {"action_url": f"{site}/orders/{order_id}/receipt",
+                "amount": _money(context["amount_cents"], context["currency"], language)}
+    if kind == EmailKind.REVIEW_REMINDER:
+        return {"action_url": f"{site}/orders/{order_id}/review"}
+    if kind == EmailKind.DAILY_DIGEST:
+        rows = Notification.objects.filter(
+            user_id=user.pk, pk__in=context["notification_ids"]
+        ).order_by("-is_important", "-created_at")
+        items = [
+            {"title": strip_control_characters(row.title),
+             "body": strip_control_characters(row.body, multiline=True)[:300],
+             "is_important": row.is_important}
+            for row in rows
+        ]
+        return {"action_url": f"{site}/notifications", "items": items}
+    raise EmailContentError(f"Unknown email kind {kind!r}.")
+
+
+def render_email(*, kind: EmailKind, user: User, context: dict[str, Any],
+                 unsubscribe_url: str = "", strict: bool = False,
+                 extra_values: dict[str, Any] | None = None) -> RenderedEmail:
+    """Render ``kind`` for ``user``. ``context`` must come from ``clean_context``.
+
+    ``unsubscribe_url`` is required for non-transactional kinds: it goes into the footer
+    and the one-click ``List-Unsubscribe`` headers. ``strict`` and ``extra_values``
+    serve the template check (visible unresolved variables, sample digest items).
+
+    Raises:
+      EmailContentError: the rendered subject holds a line break.
+    """
+    spec = KINDS[kind]
+    if not spec.transactional and not unsubscribe_url:
+        raise EmailContentError(f"{kind} is not transactional and needs an unsubscribe link.")
+    language = recipient_language(user)
+    site = settings.SITE_URL.rstrip("/")
+    values = {
+        "brand": BRAND,
+        "site_url": site,
+        "language": language,
+        "first_name": strip_control_characters(user.first_name or ""),
+        "unsubscribe_url": "" if spec.transactional else unsubscribe_url,
+        **context,
+    }
+    engine = email_engine(strict=strict)
+    with translation.override(language):
+        values.update(_kind_context(kind, user, context, language, site))
+        values.update(extra_values or {})
+        parts = {}
+        for part in PARTS:
+            template = engine.get_template(template_name(kind, language, part))
+            parts[part] = template.render(Context(values, autoescape=part == "html"))
+    subject = header_safe(" ".join(parts["subject.txt"].split()), name="subject")
+    headers = {}
+    if not spec.transactional:
+        # RFC 8058 one-click unsubscribe: the mail client POSTs to the link.
+        headers["List-Unsubscribe"] = f"<{unsubscribe_url}>"
+        headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
+    return RenderedEmail(subject=subject, text=parts["txt"].strip() + "\n",
+                         html=parts["html"], headers=headers)

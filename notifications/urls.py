@@ -1,0 +1,8 @@
+from django.urls import path
+
+from notifications import views
+
+app_name = "notifications"
+urlpatterns = [
+    path("email/unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
+]
