@@ -170,6 +170,8 @@ DRAMATIQ_MIDDLEWARE = [
     "dramatiq.middleware.Retries",
     "dramatiq.middleware.CurrentMessage",
     "django_dramatiq.middleware.DbConnectionsMiddleware",
+    # Last, so its after-hooks run first (before DbConnections closes the connection).
+    "jobs.scheduling.middleware.ScheduleRunLock",
 ]
 DRAMATIQ_BROKER = {
     # Dramatiq's RedisBroker, plus dead-lettering of messages that cannot be decrypted.
@@ -276,6 +278,27 @@ ONESIGNAL_API_URL = env.str("ONESIGNAL_API_URL", default="https://api.onesignal.
 # --- Virus scanning -------------------------------------------------------------------
 # "tcp://127.0.0.1:3310" or "unix:///path/to/clamd.sock"; empty disables scanning (dev only).
 CLAMD_ADDRESS = env.str("CLAMD_ADDRESS", default="tcp://127.0.0.1:3310")
+
+# --- Scheduler (runscheduler) and operations jobs ---------------------------------------
+# Edits to schedules apply within this many seconds (at most 10).
+SCHEDULER_SYNC_SECONDS = env.float("SCHEDULER_SYNC_SECONDS", default=5)
+# A standby scheduler takes over within this many seconds when the leader dies.
+SCHEDULER_LOCK_TTL_SECONDS = env.float("SCHEDULER_LOCK_TTL_SECONDS", default=30)
+SCHEDULE_EXECUTION_RETENTION_DAYS = env.int("SCHEDULE_EXECUTION_RETENTION_DAYS", default=30)
+LOG_DIR = env.str("LOG_DIR", default="")
+LOG_RETENTION_DAYS = env.int("LOG_RETENTION_DAYS", default=30)
+CERT_CHECK_HOSTS = env.list("CERT_CHECK_HOSTS", default=[])
+CERT_CHECK_CA_FILE = env.str("CERT_CHECK_CA_FILE", default="")
+CERT_CHECK_WARN_DAYS = env.int("CERT_CHECK_WARN_DAYS", default=30)
+CERT_CHECK_TIMEOUT_SECONDS = env.float("CERT_CHECK_TIMEOUT_SECONDS", default=10)
+SECURITY_AUDIT_STAFF_INACTIVE_DAYS = env.int("SECURITY_AUDIT_STAFF_INACTIVE_DAYS", default=90)
+SECURITY_AUDIT_MAX_SUPERUSERS = env.int("SECURITY_AUDIT_MAX_SUPERUSERS", default=3)
+SECURITY_AUDIT_FAILED_LOGIN_WINDOW_HOURS = env.int("SECURITY_AUDIT_FAILED_LOGIN_WINDOW_HOURS",
+                                                   default=24)
+SECURITY_AUDIT_FAILED_LOGIN_THRESHOLD = env.int("SECURITY_AUDIT_FAILED_LOGIN_THRESHOLD",
+                                                default=50)
+SECURITY_AUDIT_FAILED_LOGIN_PER_ACCOUNT = env.int("SECURITY_AUDIT_FAILED_LOGIN_PER_ACCOUNT",
+                                                  default=10)
 
 # --- Logging: one JSON object per line on stderr ----------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

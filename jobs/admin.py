@@ -97,3 +97,7 @@ class FailedJobAdmin(admin.ModelAdmin):
                 request, f"{skipped} job(s) were not in the failed state and were left as "
                 "they are.", messages.WARNING,
             )
+
+
+# --- Schedules and operations reports (jobs/scheduling/admin.py) -------------------------
+import jobs.scheduling.admin  # noqa: E402,F401

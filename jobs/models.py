@@ -116,3 +116,12 @@ class JobStatHour(models.Model):
         for name in ("enqueued", "succeeded", "failed", "retried", "dead_lettered", "skipped",
                      "run_ms_sum", "wait_ms_sum", "run_buckets", "wait_buckets"):
             setattr(self, name, getattr(counts, name))
+
+
+# --- Scheduler (jobs/scheduling/) --------------------------------------------------------
+from jobs.scheduling.models import (  # noqa: E402,F401,I001
+    OperationsReport,
+    ReportKind,
+    Schedule,
+    ScheduleOutcome,
+)

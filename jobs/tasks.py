@@ -3,6 +3,14 @@
 from jobs import services, stats
 from jobs.queues import MINUTE, Queue, jobsite_actor
 from jobs.schedules import ScheduleSpec
+from jobs.scheduling.tasks import SCHEDULES as SCHEDULING_SCHEDULES
+from jobs.scheduling.tasks import (  # noqa: F401  (registered for django-dramatiq)
+    certificate_expiry_check,
+    log_cleanup,
+    performance_report,
+    schedule_executions_prune,
+    security_audit,
+)
 
 
 @jobsite_actor(queue=Queue.MAINTENANCE, actor_name="failed_jobs_purge")
@@ -34,3 +42,6 @@ SCHEDULES: list[ScheduleSpec] = [
         misfire_grace_seconds=600,
     ),
 ]
+
+# The scheduler's operations jobs (jobs/scheduling/tasks.py).
+SCHEDULES += SCHEDULING_SCHEDULES
