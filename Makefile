@@ -23,9 +23,16 @@ test: $(VENV)/.installed
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .
 
+# The benchmark runs on its own database, Redis DB and namespace, never on make run's data.
+BENCH_ENV := DEBUG=true \
+	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/jobsite_bench} \
+	REDIS_URL=$${BENCH_REDIS_URL:-redis://127.0.0.1:6379/8} DRAMATIQ_NAMESPACE=jobsite-bench
+
 bench: $(VENV)/.installed
 	bash scripts/services.sh
-	DEBUG=true $(BIN)/python manage.py benchjobs $(BENCH_ARGS)
+	createdb -h 127.0.0.1 -U postgres jobsite_bench 2>/dev/null || true
+	$(BENCH_ENV) $(BIN)/python manage.py migrate --no-input -v 0
+	$(BENCH_ENV) $(BIN)/python manage.py benchjobs $(BENCH_ARGS)
 
 clean-var:
 	rm -rf .var

@@ -7,7 +7,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('jobs', '0001_qfail_failed_jobs'),
+        ('jobs', '0001_failed_jobs'),
     ]
 
     operations = [

@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ("jobs", "0002_qmetrics_job_stats"),
+        ("jobs", "0002_job_stats"),
     ]
 
     operations = [
