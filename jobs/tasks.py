@@ -15,7 +15,11 @@ from jobs.scheduling.tasks import (  # noqa: F401  (registered for django-dramat
 
 @jobsite_actor(queue=Queue.MAINTENANCE, actor_name="failed_jobs_purge")
 def failed_jobs_purge() -> None:
-    """Delete failed-job rows past ``FAILED_JOB_RETENTION_DAYS``. Idempotent."""
+    """Delete failed-job rows past ``FAILED_JOB_RETENTION_DAYS``. Idempotent.
+
+    The daily ``log-cleanup`` schedule does this with the other retention pruning; this
+    actor is for a staff "Run now" or a schedule of its own.
+    """
     services.failed_jobs_purge()
 
 
@@ -26,13 +30,6 @@ def job_stats_rollup() -> None:
 
 
 SCHEDULES: list[ScheduleSpec] = [
-    ScheduleSpec(
-        name="failed_jobs_purge",
-        actor_name="failed_jobs_purge",
-        cron="30 3 * * *",
-        time_zone="UTC",
-        description="Delete failed-job records older than FAILED_JOB_RETENTION_DAYS.",
-    ),
     ScheduleSpec(
         name="job_stats_rollup",
         actor_name="job_stats_rollup",

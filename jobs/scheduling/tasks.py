@@ -55,8 +55,4 @@ SCHEDULES: list[ScheduleSpec] = [
                  cron="0 10 1 * *", time_zone=OPERATIONS_TIME_ZONE,
                  description="1st of month 10:00 Toronto: TLS certificates of "
                              "CERT_CHECK_HOSTS, alert under 30 days (seed 12.8.4)."),
-    ScheduleSpec(name="schedule-executions-prune", actor_name="schedule_executions_prune",
-                 cron="30 3 * * *", time_zone="UTC",
-                 description="Daily 03:30 UTC: delete scheduler execution records past "
-                             "SCHEDULE_EXECUTION_RETENTION_DAYS."),
 ]

@@ -97,7 +97,8 @@ def test_purge_actor_runs_on_the_maintenance_queue(broker, worker):
     assert failed_jobs_purge_actor.queue_name == "maintenance"
 
 
-def test_purge_is_scheduled_daily_in_utc():
-    [spec] = [s for s in SCHEDULES if s.actor_name == "failed_jobs_purge"]
-    assert spec.cron == "30 3 * * *"
-    assert spec.time_zone == "UTC"
+def test_purge_runs_daily_with_the_log_cleanup_schedule():
+    # One schedule prunes everything past retention (failed jobs among it), not three.
+    [spec] = [s for s in SCHEDULES if s.name == "log-cleanup"]
+    assert (spec.actor_name, spec.cron) == ("log_cleanup", "0 2 * * *")
+    assert not [s for s in SCHEDULES if s.actor_name == "failed_jobs_purge"]

@@ -25,7 +25,7 @@ def test_command_installs_every_declared_default_whose_actor_exists(capsys):
     assert all(row.is_default and not row.is_customized for row in rows.values())
     assert f"{len(rows)} created" in capsys.readouterr().out
     assert {"log-cleanup", "performance-report", "security-audit", "certificate-expiry-check",
-            "schedule-executions-prune", "failed_jobs_purge"} <= set(rows)
+            "job_stats_rollup", "notifications-daily-digest"} <= set(rows)
 
 
 @pytest.mark.django_db
