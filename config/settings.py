@@ -184,7 +184,7 @@ DRAMATIQ_TASKS_DATABASE = "default"
 # worker groups; it only receives messages the benchmark sends.
 DRAMATIQ_AUTODISCOVER_MODULES = ["tasks", "bench.actors"]
 
-# Keys for job-payload encryption (Fernet, urlsafe base64). The first encrypts; all
+# Keys for job-payload encryption (32 bytes, urlsafe base64). The first encrypts; all
 # decrypt, so a key can be rotated by putting the new one first.
 JOB_PAYLOAD_KEYS = env.list("JOB_PAYLOAD_KEYS", default=[])
 # Every message body in Redis is encrypted with those keys (a key derived from SECRET_KEY
