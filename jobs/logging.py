@@ -81,6 +81,7 @@ class BufferedStreamHandler(logging.StreamHandler):
         self._lines: list[str] = []
         self._pid: int | None = None
         self._closed = threading.Event()
+        self._write_lock = threading.Lock()
 
     def emit(self, record: logging.LogRecord) -> None:
         # Handler.handle holds self.lock around emit.
@@ -100,22 +101,34 @@ class BufferedStreamHandler(logging.StreamHandler):
         # First line in this process: lines copied from a parent are the parent's to write.
         self._lines = []
         self._pid = os.getpid()
+        self._write_lock = threading.Lock()
         # A multiprocessing child (a dramatiq worker process) ends with os._exit, which
         # skips atexit's logging.shutdown; its exit finalizers still run.
-        multiprocessing.util.Finalize(None, self.flush, exitpriority=100)
+        multiprocessing.util.Finalize(None, self._flush_at_exit, exitpriority=100)
         if self.flush_interval > 0:
             threading.Thread(target=self._flush_periodically, name="jobsite-log-flush",
                              daemon=True).start()
 
     def _write(self, record: logging.LogRecord | None = None) -> None:
+        """Write the waiting lines; the caller holds ``self.lock``."""
         if not self._lines:
             return
         lines, self._lines = self._lines, []
+        with self._write_lock:
+            self._write_lines(lines, record)
+
+    def _write_lines(self, lines: list[str], record: logging.LogRecord | None) -> None:
         try:
             self.stream.write(self.terminator.join(lines) + self.terminator)
             super().flush()
         except Exception:
             self.handleError(record)
+
+    def _flush_at_exit(self) -> None:
+        try:
+            self.flush()
+        except Exception:  # the stream closed first: nothing left that could be written
+            pass
 
     def _flush_periodically(self) -> None:
         pid = os.getpid()
@@ -123,14 +136,27 @@ class BufferedStreamHandler(logging.StreamHandler):
             self.flush()
 
     def flush(self) -> None:
+        # Take the waiting lines under the handler's lock, but write them under the write
+        # lock only: a slow reader of the stream (the dramatiq CLI's parent process, busy)
+        # then holds up this flush, never the worker threads that log meanwhile. The write
+        # lock is taken before the handler's lock is let go, so batches keep their order.
         self.acquire()
         try:
-            if self._pid == os.getpid():
-                self._write()
+            if self._pid != os.getpid() or not self._lines:
+                lines = None
             else:
-                super().flush()
+                lines, self._lines = self._lines, []
+                self._write_lock.acquire()
         finally:
             self.release()
+        if lines is None:
+            with self._write_lock:
+                super().flush()
+            return
+        try:
+            self._write_lines(lines, None)
+        finally:
+            self._write_lock.release()
 
     def close(self) -> None:
         self.flush()
