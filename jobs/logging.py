@@ -118,9 +118,13 @@ class BufferedStreamHandler(logging.StreamHandler):
             self._write_lines(lines, record)
 
     def _write_lines(self, lines: list[str], record: logging.LogRecord | None) -> None:
+        # The caller holds the write lock. Never StreamHandler.flush() here: it takes the
+        # handler's lock, which a logging thread may hold while it waits for the write lock.
         try:
-            self.stream.write(self.terminator.join(lines) + self.terminator)
-            super().flush()
+            stream = self.stream
+            stream.write(self.terminator.join(lines) + self.terminator)
+            if hasattr(stream, "flush"):
+                stream.flush()
         except Exception:
             self.handleError(record)
 
@@ -150,8 +154,6 @@ class BufferedStreamHandler(logging.StreamHandler):
         finally:
             self.release()
         if lines is None:
-            with self._write_lock:
-                super().flush()
             return
         try:
             self._write_lines(lines, None)
