@@ -308,8 +308,8 @@ LOGGING = {
     "formatters": {"json": {"()": "jobs.logging.JsonFormatter"}},
     # Dramatiq logs failed messages with their arguments and exception text: scrubbed.
     "filters": {"scrub_dramatiq": {"()": "jobs.scrub.DramatiqLogFilter"}},
-    # Buffered: INFO lines are written in batches at least every LOG_FLUSH_SECONDS,
-    # WARNING and above at once (see jobs.logging.BufferedStreamHandler).
+    # In Dramatiq worker processes INFO lines are written in batches at least every
+    # LOG_FLUSH_SECONDS, WARNING and above at once (jobs.logging.BufferedStreamHandler).
     "handlers": {"stderr": {"class": "jobs.logging.BufferedStreamHandler", "formatter": "json",
                             "filters": ["scrub_dramatiq"],
                             "flush_interval": env.float("LOG_FLUSH_SECONDS", default=0.2)}},

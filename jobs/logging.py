@@ -62,9 +62,12 @@ class JsonFormatter(logging.Formatter):
 
 
 class BufferedStreamHandler(logging.StreamHandler):
-    """A ``StreamHandler`` that writes its lines in batches.
+    """A ``StreamHandler`` that can write its lines in batches.
 
-    Lines below ``flush_level`` (WARNING) wait in memory for at most ``flush_interval``
+    It writes each line at once, as ``StreamHandler`` does, until :meth:`start_buffering`
+    (Dramatiq worker processes call it at boot, through :func:`buffer_log_handlers`: they
+    write a line per job attempt; a scheduler or web process keeps writing at once). Then
+    lines below ``flush_level`` (WARNING) wait in memory for at most ``flush_interval``
     seconds (or until ``capacity`` lines are waiting); a line at ``flush_level`` or above
     writes everything waiting, in order, at once. ``flush()`` (called by
     ``logging.shutdown`` and by ``JobExecution`` when a worker stops) writes what is
@@ -82,6 +85,11 @@ class BufferedStreamHandler(logging.StreamHandler):
         self._pid: int | None = None
         self._closed = threading.Event()
         self._write_lock = threading.Lock()
+        self.buffering = False
+
+    def start_buffering(self) -> None:
+        """From now on, write lines below ``flush_level`` in batches."""
+        self.buffering = self.flush_interval > 0
 
     def emit(self, record: logging.LogRecord) -> None:
         # Handler.handle holds self.lock around emit.
@@ -94,7 +102,7 @@ class BufferedStreamHandler(logging.StreamHandler):
             self._forked()
         self._lines.append(line)
         if (record.levelno >= self.flush_level or len(self._lines) >= self.capacity
-                or self.flush_interval <= 0):
+                or not self.buffering):
             self._write(record)
 
     def _forked(self) -> None:
@@ -164,6 +172,13 @@ class BufferedStreamHandler(logging.StreamHandler):
         self.flush()
         self._closed.set()
         super().close()
+
+
+def buffer_log_handlers() -> None:
+    """Let the root logger's buffered handlers batch their lines (a worker process)."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, BufferedStreamHandler):
+            handler.start_buffering()
 
 
 def flush_log_handlers() -> None:

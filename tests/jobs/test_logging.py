@@ -113,6 +113,7 @@ def test_buffered_handler_writes_info_in_batches_and_warnings_at_once():
     stream = io.StringIO()
     handler = BufferedStreamHandler(stream, flush_interval=3600)
     handler.setFormatter(JsonFormatter())
+    handler.start_buffering()  # as in a worker process
     try:
         # when two INFO lines are logged, they wait in memory
         handler.handle(_record(logging.INFO, "first", attempt=1))
@@ -139,6 +140,7 @@ def test_buffered_handler_writes_waiting_lines_within_its_interval():
     stream = io.StringIO()
     handler = BufferedStreamHandler(stream, flush_interval=0.05)
     handler.setFormatter(JsonFormatter())
+    handler.start_buffering()
     try:
         # when an INFO line is logged and nothing else happens
         handler.handle(_record(logging.INFO, "alone"))
@@ -148,6 +150,19 @@ def test_buffered_handler_writes_waiting_lines_within_its_interval():
         while not stream.getvalue() and time.monotonic() < deadline:
             time.sleep(0.01)
         assert json.loads(stream.getvalue())["msg"] == "alone"
+    finally:
+        handler.close()
+
+
+def test_outside_worker_processes_every_line_is_written_at_once():
+    # given the handler as a web or scheduler process has it (buffering never started)
+    stream = io.StringIO()
+    handler = BufferedStreamHandler(stream, flush_interval=3600)
+    handler.setFormatter(JsonFormatter())
+    try:
+        # when an INFO line is logged, then it is written at once
+        handler.handle(_record(logging.INFO, "scheduler became the leader"))
+        assert json.loads(stream.getvalue())["msg"] == "scheduler became the leader"
     finally:
         handler.close()
 
