@@ -184,7 +184,7 @@ DRAMATIQ_TASKS_DATABASE = "default"
 # worker groups; it only receives messages the benchmark sends.
 DRAMATIQ_AUTODISCOVER_MODULES = ["tasks", "bench.actors"]
 
-# Keys for job-payload encryption (Fernet, urlsafe base64). The first encrypts; all
+# Keys for job-payload encryption (32 bytes, urlsafe base64). The first encrypts; all
 # decrypt, so a key can be rotated by putting the new one first.
 JOB_PAYLOAD_KEYS = env.list("JOB_PAYLOAD_KEYS", default=[])
 # Every message body in Redis is encrypted with those keys (a key derived from SECRET_KEY
@@ -308,8 +308,11 @@ LOGGING = {
     "formatters": {"json": {"()": "jobs.logging.JsonFormatter"}},
     # Dramatiq logs failed messages with their arguments and exception text: scrubbed.
     "filters": {"scrub_dramatiq": {"()": "jobs.scrub.DramatiqLogFilter"}},
-    "handlers": {"stderr": {"class": "logging.StreamHandler", "formatter": "json",
-                            "filters": ["scrub_dramatiq"]}},
+    # In Dramatiq worker processes INFO lines are written in batches at least every
+    # LOG_FLUSH_SECONDS, WARNING and above at once (jobs.logging.BufferedStreamHandler).
+    "handlers": {"stderr": {"class": "jobs.logging.BufferedStreamHandler", "formatter": "json",
+                            "filters": ["scrub_dramatiq"],
+                            "flush_interval": env.float("LOG_FLUSH_SECONDS", default=0.2)}},
     "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
     "loggers": {
         "django.db.backends": {"level": "INFO"},

@@ -25,6 +25,8 @@ from dramatiq import Middleware
 from dramatiq.common import q_name
 from dramatiq.errors import ActorNotFound
 
+from jobs.logging import buffer_log_handlers, flush_log_handlers
+
 logger = logging.getLogger("jobs.execution")
 capture_logger = logging.getLogger("jobs.failures")
 
@@ -106,6 +108,17 @@ class JobExecution(Middleware):
 
     def after_skip_message(self, broker, message) -> None:
         self._log(message, Outcome.SKIPPED)
+
+    def after_process_boot(self, broker) -> None:
+        # Only dramatiq worker processes emit this: they log one line per job attempt, tens
+        # of thousands a minute, so they write INFO lines in batches (LOG_FLUSH_SECONDS).
+        buffer_log_handlers()
+
+    def after_worker_shutdown(self, broker, worker) -> None:
+        # Log lines are written in batches (jobs.logging.BufferedStreamHandler), and a
+        # dramatiq worker process exits without running atexit's logging.shutdown: write
+        # the last batch while the stream (the CLI's pipe) is still open.
+        flush_log_handlers()
 
     # --- failed jobs -----------------------------------------------------------------
 

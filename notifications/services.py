@@ -9,6 +9,7 @@ carry ids, kinds and statuses only.
 
 import json
 import logging
+import threading
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -17,7 +18,8 @@ from anymail.exceptions import AnymailAPIError, AnymailError, AnymailRecipientsR
 from anymail.signals import AnymailTrackingEvent, EventType
 from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.mail import EmailMultiAlternatives
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.core.signals import setting_changed
 from django.core.validators import validate_email
 from django.db import connection, transaction
 from django.db.models import Count, Exists, OuterRef, Q
@@ -219,6 +221,43 @@ def send_email(*, kind: str, user_id: int, context: dict[str, Any] | None = None
     return log
 
 
+# One open ESP connection (anymail backend) per worker thread, reused for every email it
+# sends: an HTTP ESP keeps its keep-alive session (no new TLS handshake per email), and no
+# backend is built per email (~0.3 ms of CPU each, measured with the test backend).
+_esp = threading.local()
+_esp_generation = [0]  # bumped when email settings change (tests' override_settings)
+
+
+def _esp_connection():
+    """This thread's open ESP connection, made on first use."""
+    connection = getattr(_esp, "connection", None)
+    if connection is None or _esp.generation != _esp_generation[0]:
+        _esp_connection_drop()
+        connection = get_connection()
+        connection.open()
+        _esp.connection, _esp.generation = connection, _esp_generation[0]
+    return connection
+
+
+def _esp_connection_drop() -> None:
+    """Close this thread's ESP connection (after an ESP error, the next email opens anew)."""
+    connection = getattr(_esp, "connection", None)
+    _esp.connection = None
+    if connection is not None:
+        try:
+            connection.close()
+        except Exception:  # already broken: dropping it is all that is left to do
+            logger.debug("ESP connection close failed", exc_info=True)
+
+
+def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
+    if setting.startswith(("EMAIL_", "ANYMAIL", "POSTMARK", "SENDGRID", "MAILGUN", "AWS_SES")):
+        _esp_generation[0] += 1
+
+
+setting_changed.connect(_on_setting_changed)
+
+
 def _build_message(log: EmailLog, address: str) -> EmailMultiAlternatives:
     spec = KINDS[log.kind]
     link = "" if spec.transactional else unsubscribe_url(log.preference)
@@ -226,7 +265,7 @@ def _build_message(log: EmailLog, address: str) -> EmailMultiAlternatives:
                             unsubscribe_url=link)
     message = EmailMultiAlternatives(
         subject=rendered.subject, body=rendered.text, from_email=settings.DEFAULT_FROM_EMAIL,
-        to=[address], headers=rendered.headers,
+        to=[address], headers=rendered.headers, connection=_esp_connection(),
     )
     message.attach_alternative(rendered.html, "text/html")
     message.tags = [log.kind]
@@ -363,6 +402,7 @@ def _deliver_claimed(log: EmailLog, *, final_attempt: bool) -> Exception | None:
         _finish(log, EmailStatus.FAILED)
         return PermanentError(f"Email #{log.pk} could not be rendered safely.")
     except AnymailError as exc:
+        _esp_connection_drop()
         status_code = getattr(exc, "status_code", None)
         log.last_error = type(exc).__name__ + (f" (HTTP {status_code})" if status_code else "")
         if _is_permanent(exc):

@@ -3,9 +3,11 @@
 import io
 import json
 import logging
+import time
 
 import pytest
 
+from jobs.logging import BufferedStreamHandler, JsonFormatter
 from jobs.queues import Queue, jobsite_actor
 from tests.conftest import drain
 
@@ -34,7 +36,14 @@ def quiet_push(user_id: int) -> None:
 def stderr_output():
     """What the project's configured stderr handler (from settings.LOGGING) writes."""
     [handler] = [h for h in logging.getLogger().handlers if h.name == "stderr"]
-    buffer = io.StringIO()
+
+    class Written(io.StringIO):
+        # The handler writes INFO lines in batches: what it wrote once it has flushed.
+        def getvalue(self) -> str:
+            handler.flush()
+            return super().getvalue()
+
+    buffer = Written()
     previous = handler.setStream(buffer)
     CALLS.clear()
     yield buffer
@@ -92,3 +101,77 @@ def test_a_failing_job_logs_no_personal_data(broker, worker, stderr_output):
     assert CALLS == [12, 12]
     for secret in (EMAIL, NAME, PHONE, TOKEN, "4111 1111 1111 1111", "marc.gagnon"):
         assert secret not in output
+
+
+def _record(level: int, text: str, **extra) -> logging.LogRecord:
+    logger = logging.getLogger("jobs.test_buffered")
+    return logger.makeRecord(logger.name, level, __file__, 1, text, (), None, extra=extra)
+
+
+def test_buffered_handler_writes_info_in_batches_and_warnings_at_once():
+    # given a buffered handler with a long interval (only flushes and warnings write)
+    stream = io.StringIO()
+    handler = BufferedStreamHandler(stream, flush_interval=3600)
+    handler.setFormatter(JsonFormatter())
+    handler.start_buffering()  # as in a worker process
+    try:
+        # when two INFO lines are logged, they wait in memory
+        handler.handle(_record(logging.INFO, "first", attempt=1))
+        handler.handle(_record(logging.INFO, "second", attempt=2))
+        assert stream.getvalue() == ""
+
+        # when a WARNING follows, everything is written at once, in order
+        handler.handle(_record(logging.WARNING, "third"))
+        assert [json.loads(line)["msg"] for line in stream.getvalue().splitlines()] == [
+            "first", "second", "third"]
+
+        # and an INFO line after it waits for the next flush, then is written
+        handler.handle(_record(logging.INFO, "fourth", attempt=4))
+        assert len(stream.getvalue().splitlines()) == 3
+        handler.flush()
+        last = json.loads(stream.getvalue().splitlines()[-1])
+        assert (last["msg"], last["attempt"], last["level"]) == ("fourth", 4, "INFO")
+    finally:
+        handler.close()
+
+
+def test_buffered_handler_writes_waiting_lines_within_its_interval():
+    # given a handler flushing every 50 ms
+    stream = io.StringIO()
+    handler = BufferedStreamHandler(stream, flush_interval=0.05)
+    handler.setFormatter(JsonFormatter())
+    handler.start_buffering()
+    try:
+        # when an INFO line is logged and nothing else happens
+        handler.handle(_record(logging.INFO, "alone"))
+
+        # then its flush thread writes it without anyone calling flush()
+        deadline = time.monotonic() + 10
+        while not stream.getvalue() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert json.loads(stream.getvalue())["msg"] == "alone"
+    finally:
+        handler.close()
+
+
+def test_outside_worker_processes_every_line_is_written_at_once():
+    # given the handler as a web or scheduler process has it (buffering never started)
+    stream = io.StringIO()
+    handler = BufferedStreamHandler(stream, flush_interval=3600)
+    handler.setFormatter(JsonFormatter())
+    try:
+        # when an INFO line is logged, then it is written at once
+        handler.handle(_record(logging.INFO, "scheduler became the leader"))
+        assert json.loads(stream.getvalue())["msg"] == "scheduler became the leader"
+    finally:
+        handler.close()
+
+
+def test_json_timestamp_is_iso_utc_with_milliseconds():
+    # given a record made at a known instant
+    record = _record(logging.INFO, "at a time")
+    record.created, record.msecs = 1_795_000_000.987654, 987.0
+
+    # when it is formatted, the timestamp is the instant in UTC to the millisecond
+    line = json.loads(JsonFormatter().format(record))
+    assert line["ts"] == "2026-11-18T11:06:40.987+00:00"
