@@ -727,9 +727,15 @@ def live_workers(
         pipe.zscore(f"{namespace}:__heartbeats__", broker_id)
     live, dead = [], []
     for broker_id, beat in zip(ids, pipe.execute(), strict=True):
+        info = json.loads(registered[broker_id])
         if beat is not None and beat >= now_ms - timeout_ms:
-            live.append(json.loads(registered[broker_id]))
-        elif beat is None or beat < now_ms - 24 * 3600 * 1000:
+            live.append(info)
+        elif beat is not None:
+            if beat < now_ms - 24 * 3600 * 1000:
+                dead.append(broker_id)  # killed without shutdown long ago
+        elif info.get("started", 0) * 1000 < now_ms - timeout_ms:
+            # Never a heartbeat since well before the timeout. (None at all is normal for
+            # a worker that booted a moment ago: it is not pruned then.)
             dead.append(broker_id)
     if dead:
         client.hdel(WORKERS_KEY, *dead)

@@ -1,9 +1,12 @@
 """Job statistics: recorded by the middleware for jobs real workers run, rolled up into
 PostgreSQL, summarised by ``performance_summary``."""
 
+import json
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import dramatiq
 import pytest
 
 from jobs import stats
@@ -240,3 +243,25 @@ def test_running_jobs_are_counted_in_progress_until_they_finish(clean_stats, bro
     stats.recorder.flush()
     assert stats.in_progress() == {}
     assert counts_for("qmetrics_test_blocks").succeeded == 1
+
+
+def test_worker_registry_keeps_a_just_booted_worker_and_prunes_a_silent_one(redis_client):
+    from jobs.stats import WORKERS_KEY, live_workers, worker_register
+
+    # given two registered workers with no broker heartbeat yet: one booted just now,
+    # one registered two minutes ago (past the heartbeat timeout) and silent since
+    worker_register(broker_id="fresh", queues=["emails"])
+    worker_register(broker_id="silent", queues=["push"])
+    silent = json.loads(redis_client.hget(WORKERS_KEY, "silent"))
+    silent["started"] -= 120
+    redis_client.hset(WORKERS_KEY, "silent", json.dumps(silent))
+
+    # when the registry is read, neither counts as live (no heartbeat)...
+    assert live_workers(redis_client) == []
+    # ...the fresh one stays registered for its first heartbeat, the silent one is pruned
+    assert set(redis_client.hkeys(WORKERS_KEY)) == {b"fresh"}
+
+    # and once the fresh worker's consumer fetches (heartbeat), it is live
+    broker = dramatiq.get_broker()
+    redis_client.zadd(f"{broker.namespace}:__heartbeats__", {"fresh": time.time() * 1000})
+    assert [w["queues"] for w in live_workers(redis_client)] == [["emails"]]
