@@ -31,6 +31,7 @@ import atexit
 import bisect
 import json
 import logging
+import math
 import os
 import threading
 import time
@@ -527,7 +528,9 @@ def collect_counts(*, start: datetime, end: datetime) -> dict[StatKey, StatCount
         rolled[(row.hour, row.queue_name, row.actor_name)] = set(row.minutes)
 
     client = get_redis()
-    first, last = int(start.timestamp() // 60), int((end.timestamp() - 1) // 60)
+    # Minutes that begin before ``end`` (exclusive): the one ``end`` falls in counts,
+    # even when ``end`` is a fraction of a second past its start.
+    first, last = int(start.timestamp() // 60), math.ceil(end.timestamp() / 60) - 1
     minutes = [int(m) for m in client.zrangebyscore(MINUTES_INDEX_KEY, first, last)]
     for minute, per_key in read_minutes(minutes, client).items():
         hour = minute_hour(minute)

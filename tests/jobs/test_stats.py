@@ -265,3 +265,20 @@ def test_worker_registry_keeps_a_just_booted_worker_and_prunes_a_silent_one(redi
     broker = dramatiq.get_broker()
     redis_client.zadd(f"{broker.namespace}:__heartbeats__", {"fresh": time.time() * 1000})
     assert [w["queues"] for w in live_workers(redis_client)] == [["emails"]]
+
+
+@pytest.mark.django_db
+def test_counts_include_the_minute_the_end_falls_in_even_at_its_first_second(redis_client):
+    # given a job recorded in some minute, and an end 0.3 s into that same minute
+    minute_start = datetime(2026, 11, 29, 10, 41, tzinfo=UTC)
+    stats.recorder.record("emails", "email_send", "succeeded", run_ms=8, wait_ms=40,
+                          now=minute_start.timestamp() + 0.1)
+    stats.recorder.flush()
+
+    # when the summary ends 0.3 s into that minute, the job counts
+    end = minute_start + timedelta(seconds=0.3)
+    summary = stats.performance_summary(start=end - timedelta(days=1), end=end)
+    assert summary["emails"].jobs_run == 1
+    # and a summary ending exactly at the minute's start excludes it (end is exclusive)
+    assert "emails" not in stats.performance_summary(start=end - timedelta(days=1),
+                                                     end=minute_start)
