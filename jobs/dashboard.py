@@ -22,6 +22,7 @@ from django.template.response import TemplateResponse
 
 from jobs import stats
 from jobs.health import monitoring_redis
+from jobs.models import FailedJob, FailedJobStatus
 
 logger = logging.getLogger(__name__)
 
@@ -33,12 +34,8 @@ CHART_WIDTH, CHART_HEIGHT = 720, 220
 PAD_LEFT, PAD_RIGHT, PAD_TOP, PAD_BOTTOM = 44, 12, 12, 28
 
 
-def failed_job_counts() -> dict[str, int] | None:
-    """Failed-job rows per queue, or None while ``jobs.models.FailedJob`` does not exist."""
-    try:
-        from jobs.models import FailedJob, FailedJobStatus
-    except ImportError:  # the failed-job list is not installed
-        return None
+def failed_job_counts() -> dict[str, int]:
+    """Failed-job rows (not yet retried or discarded) per queue."""
     rows = (FailedJob.objects.filter(status=FailedJobStatus.FAILED).values("queue_name")
             .annotate(count=Count("pk")).values_list("queue_name", "count"))
     return dict(rows)
@@ -52,7 +49,7 @@ class QueueRow:
     in_flight: int
     running: int
     dead: int
-    failed: int | None
+    failed: int
     oldest_age_seconds: float | None
     finished_last_hour: int
     failed_last_hour: int
@@ -157,7 +154,7 @@ def dashboard_context(now: float | None = None) -> dict:
         rows.append(QueueRow(
             name=name, ready=depth.ready, delayed=depth.delayed, in_flight=depth.in_flight,
             running=running_by_queue.get(name, 0), dead=depth.dead,
-            failed=None if failed is None else failed.get(name, 0),
+            failed=failed.get(name, 0),
             oldest_age_seconds=depth.oldest_age_seconds,
             finished_last_hour=finished.get(name, 0), failed_last_hour=failed_hour.get(name, 0),
         ))

@@ -1,13 +1,11 @@
-"""Weekly performance report on prepared statistics (``jobs.stats``, the metrics helper's
-module: this test runs once it is merged)."""
+"""Weekly performance report on prepared statistics (``jobs.stats``)."""
 
 import pytest
 from django.core import mail
 
+from jobs import stats
 from jobs.scheduling.models import ReportKind
 from jobs.scheduling.reports import performance_report_send
-
-stats = pytest.importorskip("jobs.stats")
 
 
 @pytest.mark.django_db

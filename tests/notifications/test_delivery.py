@@ -5,11 +5,11 @@ import json
 from datetime import timedelta
 
 import pytest
-from django.apps import apps
 from django.core import mail
 from django.utils import timezone
 from werkzeug import Response
 
+from jobs.models import FailedJob
 from notifications.models import EmailKind, EmailLog, EmailStatus, Suppression
 from notifications.services import (
     SENDING_STALE_AFTER,
@@ -18,20 +18,16 @@ from notifications.services import (
     send_email,
     suppression_add,
 )
-from tests.conftest import drain
+from tests.conftest import drain, wait_until
 from tests.notifications.conftest import dead_letters, make_user, postmark_ok, queued_messages
 
 ORDER_CONTEXT = {"order_id": 9, "order_title": "Deck repair", "status": "accepted"}
 
 
 def assert_in_failed_jobs(log: EmailLog, exception_type: str) -> None:
-    """The message is in the failed-job list, once the jobs app has it (queue-failures
-    branch); until then the dead-letter queue checked by the caller is that list."""
-    try:
-        model = apps.get_model("jobs", "FailedJob")
-    except LookupError:
-        return  # the integrator tightens this after merging jobs.models.FailedJob
-    job = model.objects.get(message_id=log.message_id)
+    """The message is in the failed-job list (recorded when the worker rejects it)."""
+    wait_until(lambda: FailedJob.objects.filter(message_id=log.message_id).exists())
+    job = FailedJob.objects.get(message_id=log.message_id)
     assert (job.actor_name, job.queue_name) == ("send_email_task", "emails")
     assert job.exception_type.endswith(exception_type)
 
