@@ -162,14 +162,14 @@ DRAMATIQ_MIDDLEWARE = [
     "jobs.worker_middleware.JobExecution",
     # Before Retries too, so its after-hooks see whether Retries gave up on a message.
     "jobs.metrics.JobStatsMiddleware",
+    # Dramatiq's defaults that Jobsite uses. Each middleware costs every job, so
+    # Callbacks (on_success/on_failure), Pipelines and ShutdownNotifications
+    # (notify_shutdown) are left out until an actor needs them.
     "dramatiq.middleware.AgeLimit",
     "dramatiq.middleware.TimeLimit",
-    "dramatiq.middleware.ShutdownNotifications",
-    "dramatiq.middleware.Callbacks",
-    "dramatiq.middleware.Pipelines",
     "dramatiq.middleware.Retries",
     "dramatiq.middleware.CurrentMessage",
-    "django_dramatiq.middleware.DbConnectionsMiddleware",
+    "jobs.worker_middleware.DatabaseConnections",
     # Last, so its after-hooks run first (before DbConnections closes the connection).
     "jobs.scheduling.middleware.ScheduleRunLock",
 ]

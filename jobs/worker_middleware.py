@@ -20,12 +20,12 @@ import threading
 import time
 from datetime import UTC, datetime
 
-from django.db import close_old_connections
+from django.db import close_old_connections, connections
 from dramatiq import Middleware
 from dramatiq.common import q_name
 from dramatiq.errors import ActorNotFound
 
-from jobs.logging import buffer_log_handlers, flush_log_handlers
+from jobs.logging import buffer_log_handlers, flush_log_handlers, lean_log_records
 
 logger = logging.getLogger("jobs.execution")
 capture_logger = logging.getLogger("jobs.failures")
@@ -111,8 +111,10 @@ class JobExecution(Middleware):
 
     def after_process_boot(self, broker) -> None:
         # Only dramatiq worker processes emit this: they log one line per job attempt, tens
-        # of thousands a minute, so they write INFO lines in batches (LOG_FLUSH_SECONDS).
+        # of thousands a minute, so they write INFO lines in batches (LOG_FLUSH_SECONDS)
+        # and skip the record attributes no Jobsite formatter prints.
         buffer_log_handlers()
+        lean_log_records()
 
     def after_worker_shutdown(self, broker, worker) -> None:
         # Log lines are written in batches (jobs.logging.BufferedStreamHandler), and a
@@ -155,10 +157,8 @@ class JobExecution(Middleware):
 
     @staticmethod
     def _is_critical(broker, message) -> bool:
-        try:
-            return bool(broker.get_actor(message.actor_name).options.get("critical"))
-        except ActorNotFound:
-            return False
+        actor = broker.actors.get(message.actor_name)  # None: an unknown actor
+        return actor is not None and bool(actor.options.get("critical"))
 
     def _end_streak(self, broker, message) -> None:
         critical = self._is_critical(broker, message)
@@ -174,3 +174,26 @@ class JobExecution(Middleware):
             capture_logger.exception("Could not end a failure streak", extra={
                 "actor": message.actor_name, "message_id": message.message_id,
             })
+
+
+class DatabaseConnections(Middleware):
+    """Django's request-end connection housekeeping, once per job.
+
+    After every attempt (run or skipped) ``close_old_connections`` closes a connection
+    that had errors or outlived ``CONN_MAX_AGE``, and re-arms Django's health check
+    (``CONN_HEALTH_CHECKS``): the next job's first query checks the connection before
+    using it, so one that died while the worker was idle is replaced, not failed on.
+    django-dramatiq's ``DbConnectionsMiddleware`` does the same before each attempt as
+    well; after-only saves that second pass per job, and misses nothing the health check
+    does not catch (an over-age connection is closed at the end of the job that used it).
+    """
+
+    def after_process_message(self, broker, message, *, result=None, exception=None) -> None:
+        close_old_connections()
+
+    def after_skip_message(self, broker, message) -> None:
+        close_old_connections()
+
+    def before_worker_thread_shutdown(self, broker, thread) -> None:
+        # Connections are per thread: close this thread's as it stops.
+        connections.close_all()

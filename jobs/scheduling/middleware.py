@@ -55,7 +55,7 @@ class ScheduleRunLock(Middleware):
         self._record(schedule_id, message.message_id, "running")
 
     def after_process_message(self, broker, message, *, result=None, exception=None):
-        if self._release(message) is None:
+        if "schedule_id" not in message.options or self._release(message) is None:
             return
         if exception is None:
             self._record(message.options["schedule_id"], message.message_id, "succeeded")

@@ -58,3 +58,16 @@ def blocks() -> None:
     """Runs until the test sets ``release`` (bounded, so a failing test cannot hang)."""
     started.set()
     release.wait(timeout=30)
+
+
+backend_pids: list[int] = []
+
+
+@jobsite_actor(queue=Queue.ANALYTICS, actor_name="qmetrics_test_db_backend", max_retries=0)
+def db_backend() -> None:
+    """Records the PostgreSQL backend serving this worker thread's connection."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend_pids.append(cursor.fetchone()[0])

@@ -175,3 +175,41 @@ def test_json_timestamp_is_iso_utc_with_milliseconds():
     # when it is formatted, the timestamp is the instant in UTC to the millisecond
     line = json.loads(JsonFormatter().format(record))
     assert line["ts"] == "2026-11-18T11:06:40.987+00:00"
+
+
+def test_lean_log_records_keep_every_printed_field():
+    """A worker process's lean records (no caller, thread or process details) print the
+    same JSON as full ones, tracebacks included."""
+    import subprocess
+    import sys
+
+    script = r"""
+import io, json, logging, sys
+from jobs.logging import JsonFormatter, lean_log_records
+def line():
+    stream = io.StringIO()
+    handler = logging.StreamHandler(stream)
+    handler.setFormatter(JsonFormatter())
+    log = logging.getLogger("lean-test")
+    log.handlers[:] = [handler]
+    log.propagate = False
+    log.setLevel(logging.INFO)
+    log.info("job %s", "succeeded", extra={"actor": "a", "attempt": 1})
+    try:
+        1 / 0
+    except ZeroDivisionError:
+        log.exception("boom")
+    return [json.loads(x) for x in stream.getvalue().splitlines()]
+full = line()
+lean_log_records()
+lean = line()
+assert logging.LogRecord("x", 20, "", 0, "", (), None).thread is None
+for a, b in zip(full, lean):
+    a.pop("ts"); b.pop("ts")
+    assert a == b, (a, b)
+print(len(lean))
+"""
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "2"
