@@ -9,11 +9,13 @@ and recorded as a failed job whose actor is unknown.
 """
 
 import logging
+import threading
 
+import redis
 from django.db import close_old_connections
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
-from dramatiq.common import q_name
-from dramatiq.errors import DecodeError
+from dramatiq.common import current_millis, q_name
+from dramatiq.errors import ConnectionClosed, DecodeError
 from dramatiq.middleware import Middleware, MiddlewareError
 
 from jobs.encryption import UndecryptableMessage, envelope_ids
@@ -21,7 +23,121 @@ from jobs.encryption import UndecryptableMessage, envelope_ids
 logger = logging.getLogger("jobs.broker")
 
 
+class _Ack:
+    """One thread's acknowledgement, waiting to be sent or sending its group."""
+
+    __slots__ = ("redis_message_id", "lead", "error", "_woken")
+
+    def __init__(self, redis_message_id: str) -> None:
+        self.redis_message_id = redis_message_id
+        self.lead = False  # this thread sends the next group
+        self.error: BaseException | None = None
+        self._woken = threading.Lock()
+        self._woken.acquire()
+
+    def wait(self) -> None:
+        self._woken.acquire()
+
+    def wake(self) -> None:
+        self._woken.release()
+
+
+class AckGroup:
+    """Acknowledge messages in groups: one Redis round trip for the acks of many threads.
+
+    Dramatiq's worker threads each acknowledge their message with a call of the broker's
+    ``dispatch`` script and wait for the reply, a round trip per job. Here a thread that
+    acknowledges while another group is on its way waits; when that round trip is back,
+    the first waiting thread sends every waiting ack in one pipeline (each still the same
+    ``ack`` call of the script, so Redis does exactly what it did) and wakes the others.
+    Each thread returns only once Redis has its ack, and raises its own error if that
+    failed, as with Dramatiq's: delivery guarantees do not change. A thread acknowledging
+    alone sends alone, at once.
+    """
+
+    def __init__(self, broker: RedisBroker, queue_name: str) -> None:
+        self.broker = broker
+        self.queue_name = queue_name
+        self._lock = threading.Lock()
+        self._waiting: list[_Ack] = []
+        self._sending = False
+
+    def ack(self, redis_message_id: str) -> None:
+        item = _Ack(redis_message_id)
+        with self._lock:
+            self._waiting.append(item)
+            if not self._sending:
+                self._sending = item.lead = True
+        if not item.lead:
+            item.wait()  # woken once its ack is done, or to send the next group
+        if item.lead:
+            self._send(item)
+        if item.error is not None:
+            raise item.error
+
+    def _send(self, leader: _Ack) -> None:
+        with self._lock:
+            group, self._waiting = self._waiting, []
+        try:
+            self._execute(group)
+        finally:
+            with self._lock:
+                if self._waiting:  # they came while this group was out: next group
+                    self._waiting[0].lead = True
+                    self._waiting[0].wake()
+                else:
+                    self._sending = False
+            for item in group:
+                if item is not leader:
+                    item.wake()
+
+    def _execute(self, group: list[_Ack]) -> None:
+        try:
+            results = self._pipeline(group)
+            if any(isinstance(r, redis.exceptions.NoScriptError) for r in results):
+                # Redis lost its scripts (a restart): load it, send the group again (an
+                # ack that did go through is a no-op the second time).
+                script = self.broker.scripts["dispatch"]
+                script.sha = self.broker.client.script_load(script.script)
+                results = self._pipeline(group)
+        except Exception as error:
+            results = [error] * len(group)
+        for item, result in zip(group, results, strict=True):
+            if isinstance(result, redis.ConnectionError):
+                item.error = ConnectionClosed(result)  # what Dramatiq's worker retries
+            elif isinstance(result, Exception):
+                item.error = result
+
+    def _pipeline(self, group: list[_Ack]) -> list:
+        # RedisBroker._dispatch("ack")'s script call, once per message (dramatiq 2.2), by
+        # its sha: a Script run on a pipeline would first ask Redis whether it exists,
+        # a second round trip.
+        broker = self.broker
+        sha = broker.scripts["dispatch"].sha
+        pipe = broker.client.pipeline(transaction=False)
+        for item in group:
+            pipe.evalsha(
+                sha, 1, broker.namespace, "ack", current_millis(), self.queue_name,
+                broker.broker_id, broker.heartbeat_timeout, broker.dead_message_ttl,
+                broker._should_do_maintenance("ack"), broker._max_unpack_size(),
+                item.redis_message_id,
+            )
+        return pipe.execute(raise_on_error=False)
+
+
 class JobsiteRedisConsumer(_RedisConsumer):
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self._acks = AckGroup(self.broker, self.queue_name)
+
+    def ack(self, message) -> None:
+        try:
+            # On the consumer's queue, as Dramatiq's: a delayed message's own queue_name
+            # is its delay queue's.
+            self._acks.ack(message.options["redis_message_id"])
+        finally:
+            self.queued_message_ids.discard(message.message_id)
+
     def __next__(self):
         while True:
             try:
