@@ -36,13 +36,14 @@ class UserAdmin(DjangoUserAdmin):
     list_filter = ("is_staff", "is_active", "is_contractor", "preferred_language", "province")
     search_fields = ("email", "first_name", "last_name")
     fieldsets = (
-        (None, {"fields": ("email", "password")}),
+        (None, {"fields": ("email", "email_verified_at", "password")}),
         ("Profile", {"fields": ("first_name", "last_name", "preferred_language", "time_zone",
                                 "province", "is_contractor")}),
         ("Permissions", {"fields": ("is_active", "is_staff", "is_superuser", "groups",
                                     "user_permissions")}),
         ("Dates", {"fields": ("last_login", "date_joined", "last_activity_at")}),
     )
+    readonly_fields = ("email_verified_at",)  # set by the verification link only
     add_fieldsets = ((None, {"classes": ("wide",),
                              "fields": ("email", "password1", "password2")}),)
 

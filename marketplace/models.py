@@ -81,6 +81,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_active = models.BooleanField(default=True)
     date_joined = models.DateTimeField(default=timezone.now)
     last_activity_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # When the user opened a verification link sent to their address (None: never).
+    email_verified_at = models.DateTimeField(null=True, blank=True)
 
     objects = UserManager()
 
