@@ -467,6 +467,35 @@ def email_unsubscribe(*, token: str) -> EmailPreference:
                                        via="unsubscribe_link")
 
 
+# --- Account links -----------------------------------------------------------------------
+
+
+def email_verify(*, token: str) -> User:
+    """Mark the address of the user a verification link was sent to as verified.
+
+    Idempotent: a second use of a valid link keeps the first ``email_verified_at`` and
+    records nothing more. The address is checked again under the row lock, so a link
+    made for an address the user has just changed cannot verify the new one.
+
+    Raises:
+      tokens.InvalidToken: the token is malformed, tampered with, expired, or was made
+        for an address the user no longer has.
+    """
+    with transaction.atomic():
+        checked = tokens.email_verification_user(token)
+        user = User.objects.select_for_update().filter(pk=checked.pk,
+                                                       email=checked.email).first()
+        if user is None:
+            raise tokens.InvalidToken("The verification link is invalid or has expired.")
+        if user.email_verified_at is None:
+            user.email_verified_at = timezone.now()
+            user.save(update_fields=["email_verified_at"])
+            audit_log_record(action="auth.email_verified", resource_type="user",
+                             resource_id=user.pk, actor=user,
+                             metadata={"via": "verification_link"})
+    return user
+
+
 # --- Suppression list ----------------------------------------------------------------------
 
 

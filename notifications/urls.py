@@ -5,4 +5,5 @@ from notifications import views
 app_name = "notifications"
 urlpatterns = [
     path("email/unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
+    path("account/verify-email/", views.verify_email, name="verify-email"),
 ]

@@ -1,0 +1,173 @@
+"""The page behind the verification link of Jobsite email."""
+
+import logging
+import re
+import time
+
+import pytest
+from django.core import signing
+
+from marketplace.models import AuditLog, User
+from notifications import tokens
+from notifications.models import EmailKind
+from notifications.rendering import render_email
+from tests.notifications.conftest import make_user
+
+SITE = "http://127.0.0.1:8000"
+VERIFIED_EN = "Your email address is confirmed."
+VERIFIED_FR = "Votre adresse courriel est confirmée."
+VERIFY_INVALID = ("This verification link is invalid or has expired.",
+                  "Ce lien de vérification est invalide ou a expiré.")
+
+
+def email_link(kind: EmailKind, user: User) -> str:
+    """The site path of the action link in ``kind``'s email to ``user``, as rendered."""
+    rendered = render_email(kind=kind, user=user, context={})
+    [url] = {url for url in re.findall(r'href="([^"]+)"', rendered.html)
+             if "/account/" in url}
+    assert url in rendered.text
+    assert url.startswith(SITE)
+    return url.removeprefix(SITE).replace("&amp;", "&")
+
+
+def text(response) -> str:
+    return response.content.decode()
+
+
+# --- Email verification -------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_emailed_verification_link_verifies_once_and_is_audited(client, caplog):
+    caplog.set_level(logging.DEBUG)
+    # Given a user who received the verification email
+    user = make_user()
+    link = email_link(EmailKind.EMAIL_VERIFICATION, user)
+    assert link.startswith("/account/verify-email/?token=")
+
+    # When they open the link, without being logged in
+    response = client.get(link)
+
+    # Then their address is verified, the page says so, and the audit log has it
+    assert response.status_code == 200
+    assert VERIFIED_EN in text(response)
+    assert '<html lang="en">' in text(response)
+    user.refresh_from_db()
+    verified_at = user.email_verified_at
+    assert verified_at is not None
+    [entry] = AuditLog.objects.filter(action="auth.email_verified")
+    assert (entry.resource_type, entry.resource_id, entry.actor_id, entry.metadata) == (
+        "user", str(user.pk), user.pk, {"via": "verification_link"})
+
+    # A second click says verified again and changes nothing
+    again = client.get(link)
+    assert again.status_code == 200
+    assert VERIFIED_EN in text(again)
+    user.refresh_from_db()
+    assert user.email_verified_at == verified_at
+    assert AuditLog.objects.filter(action="auth.email_verified").count() == 1
+
+    # Neither the address nor the token reached a log line
+    token = link.split("token=", 1)[1]
+    for record in caplog.records:
+        logged = f"{record.getMessage()} {record.__dict__}"
+        assert user.email not in logged
+        assert token not in logged
+
+
+@pytest.mark.django_db
+def test_a_french_user_reads_the_verification_page_in_french(client):
+    user = make_user(language="fr")
+
+    response = client.get(email_link(EmailKind.EMAIL_VERIFICATION, user))
+
+    assert response.status_code == 200
+    assert VERIFIED_FR in text(response)
+    assert '<html lang="fr">' in text(response)
+    assert VERIFIED_EN not in text(response)
+
+
+def _made_seconds_ago(monkeypatch, seconds: int, user: User) -> str:
+    """The emailed verification link as if it had been sent ``seconds`` ago."""
+    past = signing.b62_encode(int(time.time()) - seconds)
+    with monkeypatch.context() as patch:
+        patch.setattr(signing.TimestampSigner, "timestamp", lambda self: past)
+        return email_link(EmailKind.EMAIL_VERIFICATION, user)
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("case", ["tampered", "expired", "address_changed", "user_deleted",
+                                  "missing", "other_purpose"])
+def test_a_bad_verification_link_is_refused_with_the_same_page(client, settings, monkeypatch,
+                                                               caplog, case):
+    # Given a French user (the refusal must not reveal even the language of an account)
+    settings.EMAIL_VERIFICATION_MAX_AGE = 3600
+    user = make_user(language="fr")
+    link = email_link(EmailKind.EMAIL_VERIFICATION, user)
+    if case == "tampered":
+        link = link[:-2] + ("xx" if not link.endswith("xx") else "yy")
+    elif case == "expired":
+        link = _made_seconds_ago(monkeypatch, 3601, user)
+    elif case == "address_changed":
+        User.objects.filter(pk=user.pk).update(email="new-address@example.test")
+    elif case == "user_deleted":
+        User.objects.filter(pk=user.pk).delete()
+    elif case == "missing":
+        link = "/account/verify-email/"
+    elif case == "other_purpose":
+        # a token signed for another purpose (the unsubscribe salt) is not a verification
+        link = f"/account/verify-email/?token={tokens.unsubscribe_token(user.pk, 0)}"
+
+    # When the link is opened
+    response = client.get(link)
+
+    # Then it is refused, bilingually, and nothing changed
+    assert response.status_code == 400
+    assert all(line in text(response) for line in VERIFY_INVALID)
+    assert VERIFIED_FR not in text(response)
+    assert not User.objects.filter(email_verified_at__isnull=False).exists()
+    assert not AuditLog.objects.exists()
+    # Django logs the refusal ("Bad Request") with the path only, never the token
+    query = link.partition("?")[2]
+    assert all(not query or query not in f"{record.getMessage()} {record.__dict__}"
+               for record in caplog.records)
+
+
+@pytest.mark.django_db
+def test_a_verification_link_made_within_its_lifetime_still_works(client, settings,
+                                                                  monkeypatch):
+    # The counterpart of the "expired" case: the same back-dating, inside the lifetime.
+    settings.EMAIL_VERIFICATION_MAX_AGE = 3600
+    user = make_user()
+
+    response = client.get(_made_seconds_ago(monkeypatch, 3540, user))
+
+    assert response.status_code == 200
+    user.refresh_from_db()
+    assert user.email_verified_at is not None
+
+
+@pytest.mark.django_db
+def test_the_refusal_page_is_the_same_for_an_unknown_and_a_known_user(client):
+    known = make_user(language="fr")
+    tampered = email_link(EmailKind.EMAIL_VERIFICATION, known)[:-2] + "xx"
+    deleted = make_user("gone@example.test")
+    gone = email_link(EmailKind.EMAIL_VERIFICATION, deleted)
+    deleted.delete()
+
+    assert client.get(tampered).content == client.get(gone).content
+
+
+# --- Admin ---------------------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_staff_see_email_verified_at_read_only(staff_client):
+    user = make_user()
+    staff_client.get(email_link(EmailKind.EMAIL_VERIFICATION, user))
+
+    page = staff_client.get(f"/admin/marketplace/user/{user.pk}/change/")
+
+    assert page.status_code == 200
+    assert "Email verified at" in text(page)
+    assert 'name="email_verified_at"' not in text(page)
