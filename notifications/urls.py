@@ -6,4 +6,8 @@ app_name = "notifications"
 urlpatterns = [
     path("email/unsubscribe/<str:token>/", views.unsubscribe, name="unsubscribe"),
     path("account/verify-email/", views.verify_email, name="verify-email"),
+    path("account/reset-password/done/", views.PasswordResetComplete.as_view(),
+         name="password-reset-complete"),
+    path("account/reset-password/<uidb64>/<token>/", views.PasswordResetConfirm.as_view(),
+         name="password-reset-confirm"),
 ]

@@ -2,19 +2,29 @@
 
 - One-click unsubscribe (RFC 8058), ``/email/unsubscribe/<token>/``.
 - Email verification, ``/account/verify-email/?token=...``.
+- Password reset, ``/account/reset-password/<uidb64>/<token>/`` (Django's own views).
 
 None of them needs a login: the signed token in the link is the proof. A page about a
 valid link speaks the user's language; a page about an invalid one is bilingual and says
 no more than "invalid or expired", so it never tells whether an account exists.
 """
 
+from typing import Any
+
+from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import SetPasswordForm
+from django.db import transaction
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
+from django.template.response import SimpleTemplateResponse
+from django.urls import reverse_lazy
+from django.utils import translation
 from django.utils.log import log_response
 from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
+from marketplace.services import audit_log_record
 from notifications import services, tokens
 from notifications.rendering import recipient_language
 
@@ -60,3 +70,48 @@ def verify_email(request: HttpRequest) -> HttpResponse:
         return response
     return render(request, "account/verify_email.html",
                   {"state": "verified", "language": recipient_language(user)})
+
+
+class PasswordResetConfirm(auth_views.PasswordResetConfirmView):
+    """Django's reset view: the token URL stores the token in the session and redirects
+    to ``.../set-password/``, whose form sets the new password. An unknown user or a bad,
+    expired or used token gets the view's "invalid link" page. No login after the reset.
+    """
+
+    template_name = "account/password_reset_confirm.html"
+    success_url = reverse_lazy("notifications:password-reset-complete")
+    post_reset_login = False
+
+    # Django calls get() and post() only once the link is known to be valid (self.user set).
+    def get(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        return self._in_user_language(super().get, request, *args, **kwargs)
+
+    def post(self, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        return self._in_user_language(super().post, request, *args, **kwargs)
+
+    def _in_user_language(self, handler, request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        # The password validators' messages are made while the form is validated, the
+        # labels while the template renders: both must happen under the user's language,
+        # so the response is rendered here rather than after the view returns.
+        with translation.override(recipient_language(self.user)):
+            response = handler(request, *args, **kwargs)
+            if isinstance(response, SimpleTemplateResponse):
+                response.render()
+        return response
+
+    def form_valid(self, form: SetPasswordForm) -> HttpResponse:
+        with transaction.atomic():
+            response = super().form_valid(form)
+            audit_log_record(action="auth.password_reset", resource_type="user",
+                             resource_id=self.user.pk, actor=self.user,
+                             metadata={"via": "reset_link"})
+        return response
+
+    def get_context_data(self, **kwargs) -> dict[str, Any]:
+        context = super().get_context_data(**kwargs)
+        context["language"] = recipient_language(self.user) if self.validlink else None
+        return context
+
+
+class PasswordResetComplete(auth_views.PasswordResetCompleteView):
+    template_name = "account/password_reset_complete.html"

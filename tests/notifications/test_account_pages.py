@@ -1,4 +1,4 @@
-"""The page behind the verification link of Jobsite email."""
+"""The pages behind the verification and password-reset links of Jobsite email."""
 
 import logging
 import re
@@ -6,6 +6,7 @@ import time
 
 import pytest
 from django.core import signing
+from django.test import Client
 
 from marketplace.models import AuditLog, User
 from notifications import tokens
@@ -14,10 +15,14 @@ from notifications.rendering import render_email
 from tests.notifications.conftest import make_user
 
 SITE = "http://127.0.0.1:8000"
+NEW_PASSWORD = "kayak-Maple-7-lantern"
+OLD_PASSWORD = "pw-ada-12345"  # make_user's
 VERIFIED_EN = "Your email address is confirmed."
 VERIFIED_FR = "Votre adresse courriel est confirmée."
 VERIFY_INVALID = ("This verification link is invalid or has expired.",
                   "Ce lien de vérification est invalide ou a expiré.")
+RESET_INVALID = ("This password reset link is invalid, has expired or was already used.",
+                 "Ce lien de réinitialisation du mot de passe est invalide")
 
 
 def email_link(kind: EmailKind, user: User) -> str:
@@ -28,6 +33,11 @@ def email_link(kind: EmailKind, user: User) -> str:
     assert url in rendered.text
     assert url.startswith(SITE)
     return url.removeprefix(SITE).replace("&amp;", "&")
+
+
+def csrf_token(response) -> str:
+    return re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"',
+                     response.content.decode())[1]
 
 
 def text(response) -> str:
@@ -156,6 +166,116 @@ def test_the_refusal_page_is_the_same_for_an_unknown_and_a_known_user(client):
     deleted.delete()
 
     assert client.get(tampered).content == client.get(gone).content
+
+
+# --- Password reset -----------------------------------------------------------------------
+
+
+@pytest.mark.django_db
+def test_the_emailed_reset_link_sets_a_new_password_once_and_is_audited():
+    client = Client(enforce_csrf_checks=True)  # the form posts with CSRF, no exemption
+    # Given a user who received the password-reset email
+    user = make_user()
+    link = email_link(EmailKind.PASSWORD_RESET, user)
+    assert re.fullmatch(r"/account/reset-password/[\w-]+/[\w-]+/", link)
+
+    # When they open the link, Django moves the token into the session and the URL drops it
+    opened = client.get(link)
+    assert opened.status_code == 302
+    form_path = opened["Location"]
+    assert form_path == link.rsplit("/", 2)[0] + "/set-password/"
+    form_page = client.get(form_path)
+    assert form_page.status_code == 200
+    assert "Choose a new password." in text(form_page)
+    assert 'name="new_password1"' in text(form_page)
+    assert 'name="new_password2"' in text(form_page)
+
+    # A post without the CSRF token is refused
+    refused = client.post(form_path, {"new_password1": NEW_PASSWORD,
+                                      "new_password2": NEW_PASSWORD})
+    assert refused.status_code == 403
+
+    # When they post a new password with the form's CSRF token
+    done = client.post(form_path, {"csrfmiddlewaretoken": csrf_token(form_page),
+                                   "new_password1": NEW_PASSWORD,
+                                   "new_password2": NEW_PASSWORD})
+
+    # Then the password is changed, they are not logged in, and the audit log has it
+    assert done.status_code == 302
+    assert done["Location"] == "/account/reset-password/done/"
+    complete = client.get(done["Location"])
+    assert complete.status_code == 200
+    assert "Your password has been changed." in text(complete)
+    user.refresh_from_db()
+    assert user.check_password(NEW_PASSWORD)
+    assert not user.check_password(OLD_PASSWORD)
+    assert "_auth_user_id" not in client.session
+    [entry] = AuditLog.objects.filter(action="auth.password_reset")
+    assert (entry.resource_type, entry.resource_id, entry.actor_id, entry.metadata) == (
+        "user", str(user.pk), user.pk, {"via": "reset_link"})
+
+    # The link, and the form behind it, no longer work
+    for path in (link, form_path):
+        reused = client.get(path)
+        assert reused.status_code == 200
+        assert all(line in text(reused) for line in RESET_INVALID)
+        assert 'name="new_password1"' not in text(reused)
+    assert AuditLog.objects.filter(action="auth.password_reset").count() == 1
+
+
+@pytest.mark.django_db
+@pytest.mark.parametrize("case", ["tampered_token", "unknown_user", "garbage_uid",
+                                  "form_without_link"])
+def test_a_bad_reset_link_shows_the_invalid_link_page(client, case):
+    # Given a French user and a link that is not theirs to use
+    user = make_user(language="fr")
+    link = email_link(EmailKind.PASSWORD_RESET, user)
+    uidb64 = link.split("/")[-3]
+    if case == "tampered_token":
+        link = link[:-3] + ("xx" if not link.endswith("xx/") else "yy") + "/"
+    elif case == "unknown_user":
+        link = link.replace(f"/{uidb64}/", "/OTk5OTk5/")  # user 999999
+    elif case == "garbage_uid":
+        link = link.replace(f"/{uidb64}/", "/!!!/")
+    elif case == "form_without_link":
+        link = f"/account/reset-password/{uidb64}/set-password/"  # no token in the session
+
+    # When it is opened, and when a new password is posted to it
+    opened = client.get(link)
+    posted = client.post(link, {"new_password1": NEW_PASSWORD, "new_password2": NEW_PASSWORD})
+
+    # Then both show the invalid-link page (bilingual) and the password is unchanged
+    for response in (opened, posted):
+        assert response.status_code == 200
+        assert all(line in text(response) for line in RESET_INVALID)
+        assert 'name="new_password1"' not in text(response)
+        assert '<html lang="en">' in text(response)
+    user.refresh_from_db()
+    assert user.check_password(OLD_PASSWORD)
+    assert not AuditLog.objects.exists()
+
+
+@pytest.mark.django_db
+def test_a_french_user_resets_in_french_and_a_refused_password_changes_nothing(client):
+    user = make_user(language="fr")
+    form_path = client.get(email_link(EmailKind.PASSWORD_RESET, user))["Location"]
+
+    form_page = client.get(form_path)
+    assert '<html lang="fr">' in text(form_page)
+    assert "Choisissez un nouveau mot de passe." in text(form_page)
+    assert "Nouveau mot de passe" in text(form_page)  # Django's own label, translated
+    assert "Choose a new password." not in text(form_page)
+
+    # Django's validation messages come in French too, and nothing is saved
+    mismatch = client.post(form_path, {"new_password1": NEW_PASSWORD,
+                                       "new_password2": NEW_PASSWORD + "x"})
+    assert mismatch.status_code == 200
+    assert "Les deux mots de passe ne correspondent pas." in text(mismatch)
+    too_short = client.post(form_path, {"new_password1": "k7x", "new_password2": "k7x"})
+    assert "Ce mot de passe est trop court." in text(too_short)
+    user.refresh_from_db()
+    assert user.check_password(OLD_PASSWORD)
+    assert not AuditLog.objects.exists()
 
 
 # --- Admin ---------------------------------------------------------------------------------
