@@ -73,8 +73,7 @@ def _kind_context(kind: EmailKind, user: User, context: dict[str, Any], language
     if kind == EmailKind.WELCOME:
         return {"action_url": f"{site}/"}
     if kind == EmailKind.EMAIL_VERIFICATION:
-        return {"action_url": f"{site}/account/verify-email/?token="
-                              f"{tokens.email_verification_token(user)}",
+        return {"action_url": site + tokens.email_verification_path(user),
                 "valid_hours": settings.EMAIL_VERIFICATION_MAX_AGE // 3600}
     if kind == EmailKind.PASSWORD_RESET:
         return {"action_url": site + tokens.password_reset_path(user),

@@ -13,6 +13,7 @@ import hashlib
 from django.conf import settings
 from django.contrib.auth.tokens import default_token_generator
 from django.core import signing
+from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 
@@ -50,9 +51,17 @@ def email_verification_user(token: str) -> User:
     return user
 
 
+def email_verification_path(user: User) -> str:
+    """The site path of ``user``'s verification page, token included."""
+    return f"{reverse('notifications:verify-email')}?token={email_verification_token(user)}"
+
+
 def password_reset_path(user: User) -> str:
-    uid = urlsafe_base64_encode(force_bytes(user.pk))
-    return f"/account/reset-password/{uid}/{default_token_generator.make_token(user)}/"
+    """The site path of ``user``'s password-reset page, token included."""
+    return reverse("notifications:password-reset-confirm", kwargs={
+        "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+        "token": default_token_generator.make_token(user),
+    })
 
 
 def unsubscribe_token(user_id: int, nonce: int) -> str:
