@@ -307,11 +307,13 @@ LOGGING = {
     "disable_existing_loggers": False,
     "formatters": {"json": {"()": "jobs.logging.JsonFormatter"}},
     # Dramatiq logs failed messages with their arguments and exception text: scrubbed.
-    "filters": {"scrub_dramatiq": {"()": "jobs.scrub.DramatiqLogFilter"}},
+    # Django's request log lines quote URLs, and email links carry tokens in theirs.
+    "filters": {"scrub_dramatiq": {"()": "jobs.scrub.DramatiqLogFilter"},
+                "scrub_requests": {"()": "jobs.scrub.RequestLogFilter"}},
     # In Dramatiq worker processes INFO lines are written in batches at least every
     # LOG_FLUSH_SECONDS, WARNING and above at once (jobs.logging.BufferedStreamHandler).
     "handlers": {"stderr": {"class": "jobs.logging.BufferedStreamHandler", "formatter": "json",
-                            "filters": ["scrub_dramatiq"],
+                            "filters": ["scrub_dramatiq", "scrub_requests"],
                             "flush_interval": env.float("LOG_FLUSH_SECONDS", default=0.2)}},
     "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
     "loggers": {

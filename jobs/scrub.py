@@ -172,3 +172,54 @@ class DramatiqLogFilter(logging.Filter):
         elif record.exc_text:
             record.exc_text = scrub(record.exc_text, known=known)
         return True
+
+
+# A URL path in a log message ("Not Found: /email/unsubscribe/<token>/", or the request
+# line of runserver's access log), up to its query string.
+_URL_PATH = re.compile(r"(?<![\w.])/[^\s\"'<>?]*(\?[^\s\"'<>]*)?")
+
+
+def scrub_path(path: str) -> str:
+    """A URL path as logs may show it: a query string (where links carry tokens) replaced,
+    each random-looking segment (a signed token, a reset token) replaced."""
+    path, query_mark, _ = path.partition("?")
+    segments = "/".join(scrub(segment) for segment in path.split("/"))
+    return segments + (f"?{REDACTED}" if query_mark else "")
+
+
+def _scrub_with_paths(text: str) -> str:
+    """:func:`scrub` for text that quotes URL paths: each path by :func:`scrub_path`."""
+    parts, end = [], 0
+    for match in _URL_PATH.finditer(text):
+        parts += [scrub(text[end:match.start()]), scrub_path(match.group(0))]
+        end = match.end()
+    parts.append(scrub(text[end:]))
+    return "".join(parts)
+
+
+class RequestLogFilter(logging.Filter):
+    """Keep tokens in URLs out of Django's own request log lines.
+
+    ``django.request`` logs every 4xx/5xx as ``"Not Found: <path>"`` with the request
+    attached, which a JSON log line would print with its query string; the unsubscribe,
+    verification and reset links carry their tokens in the path or the query string.
+    Installed on the log handler, it rewrites records of ``django.request``,
+    ``django.security`` and ``django.server``: paths go through :func:`scrub_path`, the
+    rest of the text through :func:`scrub`, and the request becomes ``"<method> <path>"``.
+    """
+
+    prefixes = ("django.request", "django.security", "django.server")
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if not record.name.startswith(self.prefixes):
+            return True
+        try:
+            message = record.getMessage()
+        except (TypeError, ValueError):
+            message = str(record.msg)
+        record.msg = _scrub_with_paths(message)
+        record.args = None
+        request = getattr(record, "request", None)
+        if request is not None and hasattr(request, "path"):
+            record.request = f"{getattr(request, 'method', '')} {scrub_path(request.path)}"
+        return True
