@@ -9,7 +9,16 @@ from django.db.models import Avg, Count
 from django.utils import timezone
 
 from jobs.enqueue import enqueue_on_commit
-from marketplace.models import AuditLog, ContractorProfile, Order, OrderStatus, Review, User
+from marketplace.models import (
+    AuditLog,
+    ContractorProfile,
+    Order,
+    OrderStatus,
+    RefreshToken,
+    Review,
+    User,
+    UserSession,
+)
 
 
 def audit_log_record(
@@ -22,6 +31,15 @@ def audit_log_record(
         action=action, resource_type=resource_type, resource_id=str(resource_id),
         actor=actor, metadata=metadata or {}, is_critical=is_critical,
     )
+
+
+def user_sessions_revoke(*, user: User) -> dict[str, int]:
+    """End every app session of ``user`` and revoke their refresh tokens (a password was
+    reset: whoever held the old one must sign in again). Returns the counts."""
+    sessions = UserSession.objects.filter(user=user, is_active=True).update(is_active=False)
+    refresh_tokens = RefreshToken.objects.filter(user=user, revoked=False).update(
+        revoked=True, is_active=False)
+    return {"sessions_revoked": sessions, "refresh_tokens_revoked": refresh_tokens}
 
 
 @transaction.atomic

@@ -24,7 +24,7 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
-from marketplace.services import audit_log_record
+from marketplace.services import audit_log_record, user_sessions_revoke
 from notifications import services, tokens
 from notifications.rendering import recipient_language
 
@@ -102,9 +102,10 @@ class PasswordResetConfirm(auth_views.PasswordResetConfirmView):
     def form_valid(self, form: SetPasswordForm) -> HttpResponse:
         with transaction.atomic():
             response = super().form_valid(form)
+            revoked = user_sessions_revoke(user=self.user)
             audit_log_record(action="auth.password_reset", resource_type="user",
                              resource_id=self.user.pk, actor=self.user,
-                             metadata={"via": "reset_link"})
+                             metadata={"via": "reset_link", **revoked})
         return response
 
     def get_context_data(self, **kwargs) -> dict[str, Any]:

@@ -3,12 +3,14 @@
 import logging
 import re
 import time
+from datetime import timedelta
 
 import pytest
 from django.core import signing
 from django.test import Client
+from django.utils import timezone
 
-from marketplace.models import AuditLog, User
+from marketplace.models import AuditLog, RefreshToken, User, UserSession
 from notifications import tokens
 from notifications.models import EmailKind
 from notifications.rendering import render_email
@@ -176,6 +178,12 @@ def test_the_emailed_reset_link_sets_a_new_password_once_and_is_audited():
     client = Client(enforce_csrf_checks=True)  # the form posts with CSRF, no exemption
     # Given a user who received the password-reset email
     user = make_user()
+    # and is signed in on a phone, with a refresh token (someone who knew the old
+    # password may be)
+    session = UserSession.objects.create(user=user, session_key_hash="s" * 64,
+                                         expires_at=timezone.now() + timedelta(days=30))
+    refresh = RefreshToken.objects.create(user=user, session=session, token_hash="r" * 64,
+                                          expires_at=timezone.now() + timedelta(days=30))
     link = email_link(EmailKind.PASSWORD_RESET, user)
     assert re.fullmatch(r"/account/reset-password/[\w-]+/[\w-]+/", link)
 
@@ -212,7 +220,13 @@ def test_the_emailed_reset_link_sets_a_new_password_once_and_is_audited():
     assert "_auth_user_id" not in client.session
     [entry] = AuditLog.objects.filter(action="auth.password_reset")
     assert (entry.resource_type, entry.resource_id, entry.actor_id, entry.metadata) == (
-        "user", str(user.pk), user.pk, {"via": "reset_link"})
+        "user", str(user.pk), user.pk,
+        {"via": "reset_link", "sessions_revoked": 1, "refresh_tokens_revoked": 1})
+    # and the app's sessions and refresh tokens are over
+    session.refresh_from_db()
+    refresh.refresh_from_db()
+    assert not session.is_active
+    assert refresh.revoked and not refresh.is_active
 
     # The link, and the form behind it, no longer work
     for path in (link, form_path):
