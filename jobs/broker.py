@@ -10,11 +10,13 @@ and recorded as a failed job whose actor is unknown.
 
 import logging
 import threading
+from uuid import uuid4
 
 import redis
 from django.db import close_old_connections
+from dramatiq import Message
 from dramatiq.brokers.redis import RedisBroker, _RedisConsumer
-from dramatiq.common import current_millis, q_name
+from dramatiq.common import current_millis, dq_name, q_name
 from dramatiq.errors import ConnectionClosed, DecodeError
 from dramatiq.middleware import Middleware, MiddlewareError
 
@@ -93,13 +95,8 @@ class AckGroup:
 
     def _execute(self, group: list[_Ack]) -> None:
         try:
-            results = self._pipeline(group)
-            if any(isinstance(r, redis.exceptions.NoScriptError) for r in results):
-                # Redis lost its scripts (a restart): load it, send the group again (an
-                # ack that did go through is a no-op the second time).
-                script = self.broker.scripts["dispatch"]
-                script.sha = self.broker.client.script_load(script.script)
-                results = self._pipeline(group)
+            results = self.broker.dispatch_many(
+                [("ack", self.queue_name, (item.redis_message_id,)) for item in group])
         except Exception as error:
             results = [error] * len(group)
         for item, result in zip(group, results, strict=True):
@@ -107,22 +104,6 @@ class AckGroup:
                 item.error = ConnectionClosed(result)  # what Dramatiq's worker retries
             elif isinstance(result, Exception):
                 item.error = result
-
-    def _pipeline(self, group: list[_Ack]) -> list:
-        # RedisBroker._dispatch("ack")'s script call, once per message (dramatiq 2.2), by
-        # its sha: a Script run on a pipeline would first ask Redis whether it exists,
-        # a second round trip.
-        broker = self.broker
-        sha = broker.scripts["dispatch"].sha
-        pipe = broker.client.pipeline(transaction=False)
-        for item in group:
-            pipe.evalsha(
-                sha, 1, broker.namespace, "ack", current_millis(), self.queue_name,
-                broker.broker_id, broker.heartbeat_timeout, broker.dead_message_ttl,
-                broker._should_do_maintenance("ack"), broker._max_unpack_size(),
-                item.redis_message_id,
-            )
-        return pipe.execute(raise_on_error=False)
 
 
 class JobsiteRedisConsumer(_RedisConsumer):
@@ -228,6 +209,72 @@ class JobsiteRedisBroker(RedisBroker):
             except Exception:
                 self.logger.critical("Unexpected failure in after_%s of %r.", signal,
                                      middleware, exc_info=True)
+
+    # --- many dispatch-script calls in one round trip ------------------------------------
+
+    def dispatch_many(self, calls: list[tuple[str, str, tuple]]) -> list:
+        """Run Dramatiq's ``dispatch`` script once per ``(command, queue_name, args)``, as
+        ``RedisBroker._dispatch`` does (dramatiq 2.2), in one pipeline. Returns each
+        call's result or exception, in order.
+
+        The script is called by its sha: a redis-py ``Script`` run on a pipeline first asks
+        Redis whether it exists, a second round trip. Calls that find it gone (Redis
+        restarted) load it and run again.
+        """
+        results = self._dispatch_pipeline(calls)
+        missing = [i for i, result in enumerate(results)
+                   if isinstance(result, redis.exceptions.NoScriptError)]
+        if missing:
+            script = self.scripts["dispatch"]
+            script.sha = self.client.script_load(script.script)
+            for i, result in zip(missing, self._dispatch_pipeline([calls[i] for i in missing]),
+                                 strict=True):
+                results[i] = result
+        return results
+
+    def _dispatch_pipeline(self, calls: list[tuple[str, str, tuple]]) -> list:
+        sha = self.scripts["dispatch"].sha
+        pipe = self.client.pipeline(transaction=False)
+        for command, queue_name, args in calls:
+            pipe.evalsha(
+                sha, 1, self.namespace, command, current_millis(), queue_name, self.broker_id,
+                self.heartbeat_timeout, self.dead_message_ttl,
+                self._should_do_maintenance(command), self._max_unpack_size(), *args,
+            )
+        return pipe.execute(raise_on_error=False)
+
+    def enqueue_many(self, items: list[tuple[Message, int | None]]) -> list[Message]:
+        """``enqueue(message, delay=delay)`` for each item, in one round trip to Redis.
+
+        The same messages, middleware signals and errors as one ``enqueue`` per message:
+        ``before_enqueue`` for all, then the pipeline, then ``after_enqueue`` for each that
+        Redis accepted. A message Redis refused raises (the first such error) after that.
+        """
+        prepared = []
+        for message, delay in items:
+            # RedisBroker.enqueue's preparation (dramatiq 2.2).
+            queue_name = message.queue_name
+            message = message.copy(options={"redis_message_id": str(uuid4())})
+            if delay is not None:
+                queue_name = dq_name(queue_name)
+                message = message.copy(queue_name=queue_name,
+                                       options={"eta": current_millis() + delay})
+            self.emit_before("enqueue", message, delay)
+            prepared.append((message, delay))
+        results = self.dispatch_many([
+            ("enqueue", message.queue_name,
+             (message.options["redis_message_id"], message.encode()))
+            for message, _ in prepared
+        ])
+        error = None
+        for (message, delay), result in zip(prepared, results, strict=True):
+            if isinstance(result, Exception):
+                error = error or result
+            else:
+                self.emit_after("enqueue", message, delay)
+        if error is not None:
+            raise error  # as enqueue raises it (a redis.ConnectionError when Redis is down)
+        return [message for message, _ in prepared]
 
     @property
     def consumer_class(self):

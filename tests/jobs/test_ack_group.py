@@ -18,9 +18,9 @@ class CountingAckGroup(AckGroup):
         super().__init__(*args, **kwargs)
         self.round_trips = 0
 
-    def _pipeline(self, group):
+    def _execute(self, group):
         self.round_trips += 1
-        return super()._pipeline(group)
+        return super()._execute(group)
 
 
 def fetched_messages(broker, count: int) -> list[str]:

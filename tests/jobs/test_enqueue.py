@@ -72,3 +72,87 @@ def test_outside_a_transaction_the_message_is_sent_at_once(broker):
     enqueue_on_commit(user_seen, user.pk)
 
     assert _queued(broker) == 1
+
+
+def _queued_ids(broker, queue: str = "analytics") -> list[str]:
+    bodies = broker.client.hvals(f"{broker.namespace}:{queue}.msgs")
+    return sorted(envelope_ids(body)[0] for body in bodies)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_transactions_messages_go_to_redis_together_at_commit(broker):
+    from django.db import connection
+
+    with transaction.atomic():
+        ids = [enqueue_on_commit(user_seen, n) for n in range(50)]
+        # one commit callback (the transaction's outbox), not fifty
+        assert len(connection.run_on_commit) == 1
+        assert _queued(broker) == 0
+
+    assert _queued_ids(broker) == sorted(ids)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_savepoint_takes_only_its_own_messages(broker):
+    with transaction.atomic():
+        kept_before = enqueue_on_commit(user_seen, 1)
+        with pytest.raises(RuntimeError), transaction.atomic():
+            enqueue_on_commit(user_seen, 2)
+            raise RuntimeError("this part fails")
+        with transaction.atomic():  # a savepoint that succeeds
+            kept_inner = enqueue_on_commit(user_seen, 3)
+        kept_after = enqueue_on_commit(user_seen, 4)
+
+    assert _queued_ids(broker) == sorted([kept_before, kept_inner, kept_after])
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_rolled_back_transactions_outbox_is_never_reused(broker):
+    with pytest.raises(RuntimeError), transaction.atomic():
+        enqueue_on_commit(user_seen, 1)
+        raise RuntimeError("rolled back")
+
+    with transaction.atomic():
+        sent = enqueue_on_commit(user_seen, 2)
+
+    assert _queued_ids(broker) == [sent]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_delayed_messages_wait_in_the_delay_queue(broker):
+    with transaction.atomic():
+        delayed = enqueue_on_commit(user_seen, 1, _delay_ms=60_000)
+        now = enqueue_on_commit(user_seen, 2)
+
+    assert _queued_ids(broker) == [now]
+    assert _queued_ids(broker, "analytics.DQ") == [delayed]
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_batch_runs_through_the_worker(broker, worker):
+    users = []
+    with transaction.atomic():
+        for n in range(5):
+            user = User.objects.create_user(f"batch{n}@example.test", "pw-batch-12345")
+            users.append(user.email)
+            enqueue_on_commit(user_seen, user.pk)
+    drain(broker, worker)
+    assert sorted(SEEN_EMAILS) == sorted(users)
+
+
+def test_enqueue_many_raises_when_redis_is_unreachable():
+    import redis
+    from django.conf import settings
+
+    from config.redis import redis_connection_options
+    from jobs.broker import JobsiteRedisBroker
+
+    dead = JobsiteRedisBroker(namespace="jobsite-test-dead", middleware=[],
+                              **{**redis_connection_options(settings.REDIS_URL),
+                                 "port": 1, "socket_connect_timeout": 0.2})
+    dead.client.connection_pool.connection_kwargs["retry"] = None
+    try:
+        with pytest.raises(redis.ConnectionError):
+            dead.enqueue_many([(user_seen.message(1), None)])
+    finally:
+        dead.close()
