@@ -317,6 +317,10 @@ LOGGING = {
                             "flush_interval": env.float("LOG_FLUSH_SECONDS", default=0.2)}},
     "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
     "loggers": {
+        # Django's defaults add plain-text console handlers (when DEBUG) to these: every
+        # line goes through the JSON handler and its filters instead.
+        "django": {"handlers": [], "level": "INFO"},
+        "django.server": {"handlers": [], "level": "INFO", "propagate": True},
         "django.db.backends": {"level": "INFO"},
         "dramatiq": {"level": env.str("DRAMATIQ_LOG_LEVEL", default="WARNING")},
     },

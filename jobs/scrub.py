@@ -187,7 +187,7 @@ def scrub_path(path: str) -> str:
     return segments + (f"?{REDACTED}" if query_mark else "")
 
 
-def _scrub_with_paths(text: str) -> str:
+def scrub_urls(text: str) -> str:
     """:func:`scrub` for text that quotes URL paths: each path by :func:`scrub_path`."""
     parts, end = [], 0
     for match in _URL_PATH.finditer(text):
@@ -217,7 +217,7 @@ class RequestLogFilter(logging.Filter):
             message = record.getMessage()
         except (TypeError, ValueError):
             message = str(record.msg)
-        record.msg = _scrub_with_paths(message)
+        record.msg = scrub_urls(message)
         record.args = None
         request = getattr(record, "request", None)
         if request is not None and hasattr(request, "path"):

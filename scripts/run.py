@@ -76,8 +76,7 @@ def main() -> int:
         manage(env, "migrate", "--no-input", "-v", "0")
         manage(env, "collectstatic", "--no-input", "-v", "0")
         manage(env, "seed_demo", "--admin-password-file", str(VAR / "demo-admin.txt"))
-        if (ROOT / "jobs" / "management" / "commands" / "schedules_sync.py").exists():
-            manage(env, "schedules_sync")
+        manage(env, "schedules_sync")
         print("Admin: http://127.0.0.1:8000/admin/   (Ctrl-C stops everything)")
 
         # honcho forwards Ctrl-C to every process and waits for them; this process only
@@ -87,6 +86,9 @@ def main() -> int:
             cwd=ROOT, env=env,
         )
         signal.signal(signal.SIGINT, signal.SIG_IGN)
+        # Stopped by a service manager (SIGTERM to this process only): stop honcho's
+        # processes first, then the embedded servers below.
+        signal.signal(signal.SIGTERM, lambda *_: honcho.terminate())
         return honcho.wait()
     finally:
         keep_alive.clear()
