@@ -140,19 +140,8 @@ def test_the_batch_runs_through_the_worker(broker, worker):
     assert sorted(SEEN_EMAILS) == sorted(users)
 
 
-def test_enqueue_many_raises_when_redis_is_unreachable():
+def test_enqueue_many_raises_when_redis_is_unreachable(unreachable_broker):
     import redis
-    from django.conf import settings
 
-    from config.redis import redis_connection_options
-    from jobs.broker import JobsiteRedisBroker
-
-    dead = JobsiteRedisBroker(namespace="jobsite-test-dead", middleware=[],
-                              **{**redis_connection_options(settings.REDIS_URL),
-                                 "port": 1, "socket_connect_timeout": 0.2})
-    dead.client.connection_pool.connection_kwargs["retry"] = None
-    try:
-        with pytest.raises(redis.ConnectionError):
-            dead.enqueue_many([(user_seen.message(1), None)])
-    finally:
-        dead.close()
+    with pytest.raises(redis.ConnectionError):
+        unreachable_broker.enqueue_many([(user_seen.message(1), None)])
