@@ -1,7 +1,8 @@
 """Render an email of one kind, for one user, in the user's language.
 
 Templates: ``templates/email/<language>/<kind>.subject.txt``, ``<kind>.txt`` and
-``<kind>.html``, each extending the language's shared layout (``base.txt``/``base.html``).
+``<kind>.html``, each extending the language's shared layout (``base.txt``/``base.html``;
+the two ``base.html`` only fill in the words of the one HTML layout, ``email/layout.html``).
 The HTML is autoescaped; every user-supplied value is also stripped of control
 characters first. The subject is one line, and a line break in it is an error.
 """
