@@ -1,5 +1,7 @@
 """Fixtures shared by the whole suite: real Redis broker, real Dramatiq workers."""
 
+import io
+import logging
 import time
 
 import dramatiq
@@ -82,3 +84,21 @@ def staff_client(db, django_user_model) -> Client:
     client = Client()
     client.force_login(user)
     return client
+
+
+@pytest.fixture
+def stderr_output():
+    """What the project's configured stderr handler (settings.LOGGING) writes: the log
+    lines as they leave the process, after the handler's scrubbing filters."""
+    [handler] = [h for h in logging.getLogger().handlers if h.name == "stderr"]
+
+    class Written(io.StringIO):
+        # The handler writes INFO lines in batches: what it wrote once it has flushed.
+        def getvalue(self) -> str:
+            handler.flush()
+            return super().getvalue()
+
+    buffer = Written()
+    previous = handler.setStream(buffer)
+    yield buffer
+    handler.setStream(previous)

@@ -36,7 +36,7 @@ def test_connection_is_reused_between_jobs(broker, one_thread_worker):
     assert len(set(actors.backend_pids)) == 1
 
 
-def test_connection_killed_between_jobs_is_replaced(broker, one_thread_worker, clean_stats):
+def test_connection_killed_between_jobs_is_replaced(broker, one_thread_worker):
     actors.backend_pids.clear()
     actors.db_backend.send()
     drain(broker, one_thread_worker)

@@ -32,22 +32,9 @@ def quiet_push(user_id: int) -> None:
     CALLS.append(user_id)
 
 
-@pytest.fixture
-def stderr_output():
-    """What the project's configured stderr handler (from settings.LOGGING) writes."""
-    [handler] = [h for h in logging.getLogger().handlers if h.name == "stderr"]
-
-    class Written(io.StringIO):
-        # The handler writes INFO lines in batches: what it wrote once it has flushed.
-        def getvalue(self) -> str:
-            handler.flush()
-            return super().getvalue()
-
-    buffer = Written()
-    previous = handler.setStream(buffer)
+@pytest.fixture(autouse=True)
+def _no_calls_yet():
     CALLS.clear()
-    yield buffer
-    handler.setStream(previous)
 
 
 def _lines(buffer: io.StringIO) -> list[dict]:

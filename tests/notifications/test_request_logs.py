@@ -1,8 +1,6 @@
 """Refused email links leave no token in the log lines the project writes."""
 
-import io
 import json
-import logging
 
 import pytest
 from django.contrib.auth.tokens import default_token_generator
@@ -16,17 +14,7 @@ from tests.notifications.conftest import make_user
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def written():
-    """The JSON lines the project's stderr handler (settings.LOGGING) writes."""
-    [handler] = [h for h in logging.getLogger().handlers if h.name == "stderr"]
-    buffer = io.StringIO()
-    previous = handler.setStream(buffer)
-    yield lambda: (handler.flush(), [json.loads(x) for x in buffer.getvalue().splitlines()])[1]
-    handler.setStream(previous)
-
-
-def test_refused_links_log_their_path_without_tokens(client, written):
+def test_refused_links_log_their_path_without_tokens(client, stderr_output):
     user = make_user()
     preference, _ = EmailPreference.objects.get_or_create(user=user)
     unsubscribe_path = unsubscribe_url(preference).split("://", 1)[-1].partition("/")[2]
@@ -42,7 +30,7 @@ def test_refused_links_log_their_path_without_tokens(client, written):
     assert client.get(f"/email/unsubscribe/{unsubscribe_token}x/nothing-here/").status_code == 404
     client.get(f"/account/reset-password/OTk5OTk5/{reset_token}/")
 
-    lines = written()
+    lines = [json.loads(line) for line in stderr_output.getvalue().splitlines()]
     request_lines = [line for line in lines if line["logger"].startswith("django.request")]
     assert {line["msg"].split(":")[0] for line in request_lines} >= {"Bad Request", "Not Found"}
     text = "\n".join(json.dumps(line) for line in lines)
