@@ -26,7 +26,8 @@ lint: $(VENV)/.installed
 # The benchmark runs on its own database, Redis DB and namespace, never on make run's data.
 BENCH_ENV := DEBUG=true \
 	DATABASE_URL=$${BENCH_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/jobsite_bench} \
-	REDIS_URL=$${BENCH_REDIS_URL:-redis://127.0.0.1:6379/8} DRAMATIQ_NAMESPACE=jobsite-bench
+	REDIS_URL=$${BENCH_REDIS_URL:-redis://127.0.0.1:6379/8} DRAMATIQ_NAMESPACE=jobsite-bench \
+	DJANGO_SETTINGS_MODULE=config.settings_bench
 
 bench: $(VENV)/.installed
 	bash scripts/services.sh

@@ -71,8 +71,10 @@ INSTALLED_APPS = [
     "django_dramatiq",
     "django_apscheduler",
     "anymail",
-    "marketplace",
+    # Imports run one way: analytics → domain apps → audit → jobs (the platform).
     "jobs",
+    "audit",
+    "marketplace",
     "notifications",
     "media",
     "payments",
@@ -88,7 +90,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "jobs.middleware.RateLimitMiddleware",
+    "jobs.ratelimit.RateLimitMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -156,22 +158,19 @@ REDIS_OPTIONS = redis_connection_options(REDIS_URL, ca_file=REDIS_CA_FILE or Non
 DRAMATIQ_NAMESPACE = env.str("DRAMATIQ_NAMESPACE", default="jobsite")
 # Always explicit: without "MIDDLEWARE" django-dramatiq's broker gets none at all, and its
 # default list names a Prometheus class dramatiq 2 moved. AdminMiddleware (a DB row per
-# message) stays off: it caps throughput far below the email target.
+# message) stays off: it caps throughput far below the email target. The order matters
+# and is enforced by the jobs.E00x system checks (jobs/checks.py says why each place).
+# Each middleware costs every job, so Dramatiq's Callbacks, Pipelines and
+# ShutdownNotifications are left out until an actor needs them.
 DRAMATIQ_MIDDLEWARE = [
-    # First: its before-hooks run first and its after-hooks last (after Retries decided).
-    "jobs.worker_middleware.JobExecution",
-    # Before Retries too, so its after-hooks see whether Retries gave up on a message.
-    "jobs.metrics.JobStatsMiddleware",
-    # Dramatiq's defaults that Jobsite uses. Each middleware costs every job, so
-    # Callbacks (on_success/on_failure), Pipelines and ShutdownNotifications
-    # (notify_shutdown) are left out until an actor needs them.
+    "jobs.middleware.execution.JobExecution",
+    "jobs.middleware.stats.JobStatsMiddleware",
     "dramatiq.middleware.AgeLimit",
     "dramatiq.middleware.TimeLimit",
     "dramatiq.middleware.Retries",
     "dramatiq.middleware.CurrentMessage",
-    "jobs.worker_middleware.DatabaseConnections",
-    # Last, so its after-hooks run first (before DbConnections closes the connection).
-    "jobs.scheduling.middleware.ScheduleRunLock",
+    "jobs.middleware.connections.DatabaseConnections",
+    "jobs.middleware.schedule_lock.ScheduleRunLock",
 ]
 DRAMATIQ_BROKER = {
     # Dramatiq's RedisBroker, plus dead-lettering of messages that cannot be decrypted.
@@ -180,9 +179,8 @@ DRAMATIQ_BROKER = {
     "MIDDLEWARE": DRAMATIQ_MIDDLEWARE,
 }
 DRAMATIQ_TASKS_DATABASE = "default"
-# bench.actors: the no-op of ``manage.py benchjobs`` (jobs/bench/), run by the real
-# worker groups; it only receives messages the benchmark sends.
-DRAMATIQ_AUTODISCOVER_MODULES = ["tasks", "bench.actors"]
+# Every app declares its actors in its tasks module.
+DRAMATIQ_AUTODISCOVER_MODULES = ["tasks"]
 
 # Keys for job-payload encryption (32 bytes, urlsafe base64). The first encrypts; all
 # decrypt, so a key can be rotated by putting the new one first.
@@ -194,7 +192,7 @@ DRAMATIQ_ENCODER = "jobs.encryption.EncryptedJSONEncoder"
 FAILED_JOB_RETENTION_DAYS = env.int("FAILED_JOB_RETENTION_DAYS", default=30)
 METRICS_TOKEN = env.str("METRICS_TOKEN", default="")
 
-# --- Job statistics, metrics and health (jobs.stats, jobs.metrics, jobs.health) ----------
+# --- Job statistics, metrics and health (jobs.monitoring) --------------------------------
 # Workers buffer job statistics in memory and write them to Redis this often.
 JOB_STATS_FLUSH_SECONDS = env.float("JOB_STATS_FLUSH_SECONDS", default=1.0)
 # Per-minute stats stay this long in Redis; job_stats_rollup keeps hourly rows in PostgreSQL.

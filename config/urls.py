@@ -1,7 +1,7 @@
 from django.contrib import admin
 from django.urls import include, path
 
-from jobs.dashboard import queue_dashboard
+from jobs.monitoring.dashboard import queue_dashboard
 
 urlpatterns = [
     # Before admin/ so the admin's catch-all does not claim it; admin_view = staff login.

@@ -3,7 +3,7 @@
 Log records carry ids, names of things and counts only. ``extra={...}`` fields are merged
 into the object; callers must never pass addresses, names or tokens.
 
-Workers write one line per job attempt (``jobs.worker_middleware.JobExecution``), tens of
+Workers write one line per job attempt (``jobs.middleware.execution.JobExecution``), tens of
 thousands a minute: the formatter is built for that (one reused JSON encoder, the
 timestamp's seconds formatted once per second), and :class:`BufferedStreamHandler` writes
 lines in batches instead of one write (and, under the ``dramatiq`` CLI, one pipe message

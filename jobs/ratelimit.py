@@ -4,7 +4,7 @@ Services call :func:`rate_limit_hit` before they enqueue work on someone's behal
 uploads per user per hour, emails per user per hour, pushes per user per hour). The check
 and the count are one Lua script, so concurrent callers can never exceed the limit
 between them. Over the limit the caller gets :class:`RateLimitExceeded`; views turn it
-into HTTP 429 with ``Retry-After`` (``jobs.middleware.RateLimitMiddleware``).
+into HTTP 429 with ``Retry-After`` (:class:`RateLimitMiddleware`).
 """
 
 import hashlib
@@ -14,11 +14,10 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import redis
+from django.http import HttpRequest, JsonResponse
 from redis.commands.core import Script
 
-from jobs.redis import get_redis
-
-KEY_PREFIX = "jobsite:ratelimit"
+from jobs.redis import get_redis, key
 
 # KEYS[1]: the window's sorted set. ARGV: window ms, limit, a unique member.
 # Returns {allowed (1/0), remaining, retry_after_ms}. Uses the server's clock, so every
@@ -77,7 +76,7 @@ def _script(client: redis.Redis) -> Script:
 def _key(purpose: str, subject: str | int) -> str:
     # Subjects may be addresses; only a digest of them reaches Redis.
     digest = hashlib.sha256(f"{purpose}:{subject}".encode()).hexdigest()[:32]
-    return f"{KEY_PREFIX}:{purpose}:{digest}"
+    return key("ratelimit", purpose, digest)
 
 
 def rate_limit_hit(limit: RateLimit, subject: str | int) -> int:
@@ -102,3 +101,25 @@ def rate_limit_hit(limit: RateLimit, subject: str | int) -> int:
 def rate_limit_reset(limit: RateLimit, subject: str | int) -> None:
     """Forget ``subject``'s hits (staff lifting a block, tests)."""
     get_redis().delete(_key(limit.purpose, subject))
+
+
+class RateLimitMiddleware:
+    """Django middleware: :class:`RateLimitExceeded` raised by a view becomes HTTP 429
+    with ``Retry-After``."""
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest):
+        return self.get_response(request)
+
+    def process_exception(self, request: HttpRequest, exception: Exception):
+        if not isinstance(exception, RateLimitExceeded):
+            return None
+        response = JsonResponse(
+            {"error": "rate_limited", "purpose": exception.purpose,
+             "retry_after": exception.retry_after},
+            status=429,
+        )
+        response["Retry-After"] = str(exception.retry_after)
+        return response

@@ -49,10 +49,15 @@ _HAS_LETTER = re.compile(r"[A-Za-z]")
 
 
 _PATH_SEPARATORS = re.compile(r"[/.]")
+_IDENTIFIER = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 def _looks_random(text: str) -> bool:
     return bool(_HAS_DIGIT.search(text) and _HAS_LETTER.search(text))
+
+
+def _has_random_piece(text: str) -> bool:
+    return any(len(p) >= 16 and _looks_random(p) for p in _PATH_SEPARATORS.split(text))
 
 
 def _scrub_token(match: re.Match[str]) -> str:
@@ -62,8 +67,11 @@ def _scrub_token(match: re.Match[str]) -> str:
     if "/" in text:
         # A file path in a traceback is made of short words; a secret that happens to
         # contain slashes (standard base64) has long random pieces.
-        pieces = _PATH_SEPARATORS.split(text)
-        return SECRET if any(len(p) >= 16 and _looks_random(p) for p in pieces) else text
+        return SECRET if _has_random_piece(text) else text
+    if "." in text and all(_IDENTIFIER.fullmatch(p) for p in text.split(".")):
+        # A dotted Python name (urllib3.exceptions.NewConnectionError) is what staff need
+        # to tell one failure from another; a JWT's pieces are long and random.
+        return SECRET if _has_random_piece(text) else text
     return SECRET if _looks_random(text) else text
 
 
@@ -223,3 +231,42 @@ class RequestLogFilter(logging.Filter):
         if request is not None and hasattr(request, "path"):
             record.request = f"{getattr(request, 'method', '')} {scrub_path(request.path)}"
         return True
+
+
+# --- Exception chains ------------------------------------------------------------------------
+
+CHAIN_LIMIT = 8
+
+
+def _exception_name(exc: BaseException) -> str:
+    cls = type(exc)
+    if cls.__module__ == "builtins":
+        return cls.__qualname__
+    return f"{cls.__module__}.{cls.__qualname__}"
+
+
+def _exception_status(exc: BaseException) -> str:
+    status = getattr(exc, "status_code", None)
+    if not isinstance(status, int):
+        status = getattr(getattr(exc, "response", None), "status_code", None)
+    if isinstance(status, int):
+        return f" (HTTP {status})"
+    code = getattr(exc, "smtp_code", None)
+    return f" (SMTP {code})" if isinstance(code, int) else ""
+
+
+def exception_chain(exc: BaseException) -> str:
+    """The types of an exception and of what caused it, with HTTP and SMTP statuses, and
+    no message text: ``anymail.exceptions.AnymailRequestsAPIError <-
+    requests.exceptions.ConnectionError <- urllib3.exceptions.NewConnectionError <-
+    ConnectionRefusedError``. Enough to tell a refused connection from an ESP's 5xx
+    without any of the text that may quote personal data."""
+    parts: list[str] = []
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(parts) < CHAIN_LIMIT:
+        seen.add(id(current))
+        parts.append(_exception_name(current) + _exception_status(current))
+        current = current.__cause__ or (
+            None if current.__suppress_context__ else current.__context__)
+    return " <- ".join(parts)

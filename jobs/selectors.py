@@ -2,7 +2,7 @@
 
 from typing import Any
 
-from django.db.models import Count, QuerySet
+from django.db.models import Count
 
 from jobs.encryption import decrypt_json
 from jobs.models import FailedJob, FailedJobStatus
@@ -39,12 +39,9 @@ def failed_job_arguments_redacted(*, failed_job: FailedJob) -> dict[str, Any]:
     return {"args": _redact(payload["args"]), "kwargs": _redact(payload["kwargs"])}
 
 
-def failed_jobs_open() -> QuerySet[FailedJob]:
-    """Failed jobs nobody has retried or discarded yet, newest first."""
-    return FailedJob.objects.filter(status=FailedJobStatus.FAILED).order_by("-last_failed_at")
-
-
 def failed_jobs_open_counts_by_queue() -> dict[str, int]:
-    """How many open failed jobs each queue has (queues with none are absent)."""
-    rows = failed_jobs_open().order_by().values("queue_name").annotate(count=Count("id"))
+    """Failed jobs nobody has retried or discarded yet, per queue (queues with none are
+    absent)."""
+    rows = (FailedJob.objects.filter(status=FailedJobStatus.FAILED).values("queue_name")
+            .annotate(count=Count("pk")).order_by())
     return {row["queue_name"]: row["count"] for row in rows}

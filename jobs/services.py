@@ -19,10 +19,9 @@ from jobs.alerts import email_staff
 from jobs.encryption import decrypt_json, encrypt_json
 from jobs.enqueue import enqueue_message_on_commit
 from jobs.models import FailedJob, FailedJobStatus
-from jobs.redis import get_redis
-from jobs.scrub import argument_values, scrub
-from marketplace.models import User
-from marketplace.services import audit_log_record
+from jobs.redis import get_redis, key
+from jobs.scrub import argument_values, exception_chain, scrub
+from jobs.signals import operator_action
 
 logger = logging.getLogger(__name__)
 
@@ -43,11 +42,16 @@ def _job_options(options: dict[str, Any]) -> dict[str, Any]:
 
 
 def _format_traceback(exception: BaseException | None, fallback: str, known: list[str]) -> str:
+    """The scrubbed traceback, headed by the exception's cause chain (types and statuses
+    only, never scrubbed away: they tell a refused connection from a provider's 5xx)."""
     if exception is not None and exception.__traceback__ is not None:
         text = "".join(traceback_module.format_exception(exception, limit=30))
     else:
         text = fallback or ""
-    return scrub(text, max_length=TRACEBACK_MAX_LENGTH, known=known)
+    text = scrub(text, max_length=TRACEBACK_MAX_LENGTH, known=known)
+    if exception is not None:
+        text = f"Exception chain: {exception_chain(exception)}\n\n{text}"
+    return text
 
 
 def failed_job_record(
@@ -115,7 +119,7 @@ class FailedJobsRetryResult:
 
 
 @transaction.atomic
-def failed_jobs_retry(*, failed_jobs: Iterable[FailedJob], user: User) -> FailedJobsRetryResult:
+def failed_jobs_retry(*, failed_jobs: Iterable[FailedJob], user: Any) -> FailedJobsRetryResult:
     """Re-enqueue each failed job's original message with a fresh retry budget.
 
     The new message has the same actor, args, kwargs and job options (such as
@@ -149,8 +153,8 @@ def failed_jobs_retry(*, failed_jobs: Iterable[FailedJob], user: User) -> Failed
         job.retried_at = now
         job.retried_by = user
         job.save(update_fields=["status", "retried_at", "retried_by", "retry_message_id"])
-        audit_log_record(
-            action="failed_job.retried", resource_type="failed_job", resource_id=job.pk,
+        operator_action.send(
+            FailedJob, action="failed_job.retried", resource=job,
             actor=user, metadata={"actor_name": job.actor_name, "queue_name": job.queue_name,
                                   "message_id": job.message_id,
                                   "retry_message_id": job.retry_message_id},
@@ -160,7 +164,7 @@ def failed_jobs_retry(*, failed_jobs: Iterable[FailedJob], user: User) -> Failed
 
 
 @transaction.atomic
-def failed_jobs_discard(*, failed_jobs: Iterable[FailedJob], user: User) -> int:
+def failed_jobs_discard(*, failed_jobs: Iterable[FailedJob], user: Any) -> int:
     """Mark failed jobs discarded (the record is kept). Returns how many changed."""
     now = timezone.now()
     rows = FailedJob.objects.select_for_update().filter(
@@ -172,8 +176,8 @@ def failed_jobs_discard(*, failed_jobs: Iterable[FailedJob], user: User) -> int:
         job.discarded_at = now
         job.discarded_by = user
         job.save(update_fields=["status", "discarded_at", "discarded_by"])
-        audit_log_record(
-            action="failed_job.discarded", resource_type="failed_job", resource_id=job.pk,
+        operator_action.send(
+            FailedJob, action="failed_job.discarded", resource=job,
             actor=user, metadata={"actor_name": job.actor_name, "queue_name": job.queue_name,
                                   "message_id": job.message_id},
         )
@@ -213,7 +217,7 @@ def _streak_key(*, actor_name: str, schedule_id: int | None, critical: bool) -> 
         subject = f"schedule:{schedule_id}"
     else:
         return None
-    return f"{settings.DRAMATIQ_NAMESPACE}:failure-streak:{subject}"
+    return key("failure-streak", subject)
 
 
 def failure_streak_record_failure(*, failed_job: FailedJob, critical: bool) -> bool:

@@ -9,8 +9,8 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_GET, require_safe
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-from jobs.health import readiness_report
-from jobs.metrics import JobStatsCollector, QueueCollector
+from jobs.monitoring.health import readiness_report
+from jobs.monitoring.metrics import JobStatsCollector, QueueCollector
 
 
 @never_cache

@@ -3,7 +3,6 @@ from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
 
 from marketplace.models import (
-    AuditLog,
     ChatMessage,
     ContractorProfile,
     Order,
@@ -95,16 +94,3 @@ class RefreshTokenAdmin(admin.ModelAdmin):
     list_filter = ("is_active", "revoked")
     raw_id_fields = ("user", "session")
     readonly_fields = ("token_hash",)
-
-
-@admin.register(AuditLog)
-class AuditLogAdmin(admin.ModelAdmin):
-    list_display = ("created_at", "action", "resource_type", "resource_id", "actor",
-                    "is_critical")
-    list_filter = ("is_critical", "resource_type", "action")
-    search_fields = ("action", "resource_id")
-    raw_id_fields = ("actor",)
-    date_hierarchy = "created_at"
-
-    def has_change_permission(self, request, obj=None):
-        return False  # the trail is append-only

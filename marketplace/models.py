@@ -13,6 +13,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
+from django.utils.translation import pgettext_lazy
 
 
 class Province(models.TextChoices):
@@ -124,11 +125,12 @@ class ContractorProfile(models.Model):
 
 
 class OrderStatus(models.TextChoices):
-    OPEN = "open", "Open"
-    ACCEPTED = "accepted", "Accepted"
-    IN_PROGRESS = "in_progress", "In progress"
-    COMPLETED = "completed", "Completed"
-    CANCELLED = "cancelled", "Cancelled"
+    # Translated labels (marketplace/locale/): the order-status email shows them too.
+    OPEN = "open", pgettext_lazy("order status", "Open")
+    ACCEPTED = "accepted", pgettext_lazy("order status", "Accepted")
+    IN_PROGRESS = "in_progress", pgettext_lazy("order status", "In progress")
+    COMPLETED = "completed", pgettext_lazy("order status", "Completed")
+    CANCELLED = "cancelled", pgettext_lazy("order status", "Cancelled")
 
 
 class Order(models.Model):
@@ -229,23 +231,3 @@ class RefreshToken(models.Model):
 
     def __str__(self) -> str:
         return f"Refresh token #{self.pk}"
-
-
-class AuditLog(models.Model):
-    """What happened to which record, by whom. ``metadata`` holds ids and counts, no PII."""
-
-    action = models.CharField(max_length=100, db_index=True)
-    resource_type = models.CharField(max_length=100)
-    resource_id = models.CharField(max_length=100, blank=True)
-    actor = models.ForeignKey(
-        User, on_delete=models.SET_NULL, null=True, blank=True, related_name="audit_entries"
-    )
-    metadata = models.JSONField(default=dict, blank=True)
-    is_critical = models.BooleanField(default=False)
-    created_at = models.DateTimeField(default=timezone.now, db_index=True)
-
-    class Meta:
-        ordering = ["-created_at"]
-
-    def __str__(self) -> str:
-        return f"{self.action} {self.resource_type}#{self.resource_id}"

@@ -1,16 +1,15 @@
 """Writes to marketplace records. Views, admin actions, commands and actors call these."""
 
 from decimal import ROUND_HALF_UP, Decimal
-from typing import Any
 
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Avg, Count
 from django.utils import timezone
 
+from audit.services import audit_log_record
 from jobs.enqueue import enqueue_on_commit
 from marketplace.models import (
-    AuditLog,
     ContractorProfile,
     Order,
     OrderStatus,
@@ -19,18 +18,6 @@ from marketplace.models import (
     User,
     UserSession,
 )
-
-
-def audit_log_record(
-    *, action: str, resource_type: str, resource_id: str | int = "",
-    actor: User | None = None, metadata: dict[str, Any] | None = None,
-    is_critical: bool = False,
-) -> AuditLog:
-    """Append one audit entry. ``metadata`` holds ids and counts, never personal data."""
-    return AuditLog.objects.create(
-        action=action, resource_type=resource_type, resource_id=str(resource_id),
-        actor=actor, metadata=metadata or {}, is_critical=is_critical,
-    )
 
 
 def user_sessions_revoke(*, user: User) -> dict[str, int]:
@@ -64,10 +51,8 @@ def review_create(*, order: Order, author: User, rating: int, text: str = "") ->
     review = Review.objects.create(
         order=order, author=author, subject_id=order.contractor_id, rating=rating, text=text
     )
-    audit_log_record(
-        action="review.created", resource_type="review", resource_id=review.pk, actor=author,
-        metadata={"order_id": order.pk, "rating": rating},
-    )
+    audit_log_record(action="review.created", resource=review, actor=author,
+                     metadata={"order_id": order.pk, "rating": rating})
     from marketplace.tasks import contractor_rating_recalculate
 
     enqueue_on_commit(contractor_rating_recalculate, order.contractor_id)

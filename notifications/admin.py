@@ -6,7 +6,6 @@ services so each change is audited.
 
 from django.contrib import admin
 
-from notifications import services
 from notifications.models import (
     EmailLog,
     EmailPreference,
@@ -14,6 +13,7 @@ from notifications.models import (
     Suppression,
     SuppressionReason,
 )
+from notifications.services.suppression import suppression_add, suppression_remove
 
 
 @admin.register(EmailLog)
@@ -47,17 +47,17 @@ class SuppressionAdmin(admin.ModelAdmin):
         return obj is None and super().has_change_permission(request, obj)
 
     def save_model(self, request, obj, form, change):
-        created = services.suppression_add(
+        created = suppression_add(
             email=obj.email, reason=obj.reason, source="admin", created_by=request.user
         )
         obj.pk = created.pk
 
     def delete_model(self, request, obj):
-        services.suppression_remove(suppression=obj, removed_by=request.user)
+        suppression_remove(suppression=obj, removed_by=request.user)
 
     def delete_queryset(self, request, queryset):
         for suppression in queryset:
-            services.suppression_remove(suppression=suppression, removed_by=request.user)
+            suppression_remove(suppression=suppression, removed_by=request.user)
 
 
 @admin.register(EmailPreference)

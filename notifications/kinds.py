@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
 
+from marketplace.models import OrderStatus
 from notifications.models import EmailKind
 
 
@@ -36,6 +37,8 @@ class Field:
     header: bool = False
     multiline: bool = False
     max_length: int = 500
+    # When set, the only values accepted.
+    choices: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -62,7 +65,8 @@ KINDS: dict[EmailKind, KindSpec] = {
         KindSpec(EmailKind.PASSWORD_RESET, Category.TRANSACTIONAL),
         KindSpec(
             EmailKind.ORDER_STATUS, Category.TRANSACTIONAL,
-            {"order_id": _ORDER, "order_title": _TITLE, "status": Field(str, max_length=20)},
+            {"order_id": _ORDER, "order_title": _TITLE,
+             "status": Field(str, max_length=20, choices=tuple(OrderStatus.values))},
             {"order_id": 42, "order_title": "Fix the kitchen sink", "status": "in_progress"},
         ),
         KindSpec(
@@ -85,14 +89,6 @@ KINDS: dict[EmailKind, KindSpec] = {
             {"notification_ids": [], "unread_count": 2},
         ),
     ]
-}
-
-# Order status labels per language (the marketplace's labels are English only).
-ORDER_STATUS_LABELS: dict[str, dict[str, str]] = {
-    "en": {"open": "open", "accepted": "accepted", "in_progress": "in progress",
-           "completed": "completed", "cancelled": "cancelled"},
-    "fr": {"open": "ouverte", "accepted": "acceptée", "in_progress": "en cours",
-           "completed": "terminée", "cancelled": "annulée"},
 }
 
 _KEEP_IN_MULTILINE = {"\n", "\t"}
@@ -149,5 +145,7 @@ def clean_context(kind: EmailKind, context: dict[str, Any] | None) -> dict[str, 
                 value = strip_control_characters(value, multiline=rule.multiline)
             if len(value) > rule.max_length:
                 raise EmailContentError(f"{name} is longer than {rule.max_length} characters.")
+            if rule.choices and value not in rule.choices:
+                raise EmailContentError(f"{name} must be one of {', '.join(rule.choices)}.")
         cleaned[name] = value
     return cleaned

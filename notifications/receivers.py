@@ -2,8 +2,8 @@
 
 from anymail.signals import AnymailTrackingEvent
 
-from notifications import services
+from notifications.services.suppression import email_tracking_event_record
 
 
 def on_tracking_event(sender, event: AnymailTrackingEvent, esp_name: str, **kwargs) -> None:
-    services.email_tracking_event_record(event=event, esp_name=esp_name)
+    email_tracking_event_record(event=event, esp_name=esp_name)

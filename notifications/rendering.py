@@ -15,11 +15,10 @@ from django.conf import settings
 from django.template import Context, Engine
 from django.utils import translation
 
-from marketplace.models import User
+from marketplace.models import OrderStatus, User
 from notifications import tokens
 from notifications.kinds import (
     KINDS,
-    ORDER_STATUS_LABELS,
     EmailContentError,
     header_safe,
     strip_control_characters,
@@ -80,9 +79,9 @@ def _kind_context(kind: EmailKind, user: User, context: dict[str, Any], language
         return {"action_url": site + tokens.password_reset_path(user),
                 "valid_hours": settings.PASSWORD_RESET_TIMEOUT // 3600}
     if kind == EmailKind.ORDER_STATUS:
-        labels = ORDER_STATUS_LABELS[language]
+        # The model's own label, translated (marketplace/locale/), lower case mid-sentence.
         return {"action_url": f"{site}/orders/{order_id}",
-                "status_label": labels.get(context["status"], context["status"])}
+                "status_label": str(OrderStatus(context["status"]).label).lower()}
     if kind == EmailKind.PAYMENT_CONFIRMATION:
         return {"action_url": f"{site}/orders/{order_id}/receipt",
                 "amount": _money(context["amount_cents"], context["currency"], language)}

@@ -23,9 +23,10 @@ from django.views.decorators.cache import never_cache
 from django.views.decorators.csrf import csrf_exempt
 from django.views.decorators.http import require_GET, require_http_methods
 
-from marketplace.services import audit_log_record, user_sessions_revoke
-from notifications import services, tokens
+from notifications import tokens
 from notifications.rendering import recipient_language
+from notifications.services.accounts import email_verify, password_reset_completed
+from notifications.services.consent import email_unsubscribe
 
 
 @csrf_exempt
@@ -44,7 +45,7 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
                           status=400)
         return render(request, "notifications/unsubscribe.html", {"state": "confirm"})
     try:
-        services.email_unsubscribe(token=token)
+        email_unsubscribe(token=token)
     except tokens.InvalidToken:
         return render(request, "notifications/unsubscribe.html", {"state": "invalid"},
                       status=400)
@@ -59,7 +60,7 @@ def verify_email(request: HttpRequest) -> HttpResponse:
     their mail filter, opening links first) has it, and verifying again changes nothing.
     """
     try:
-        user = services.email_verify(token=request.GET.get("token", ""))
+        user = email_verify(token=request.GET.get("token", ""))
     except tokens.InvalidToken:
         # Django logs the 400 with the request; jobs.scrub.RequestLogFilter keeps the
         # token (the query string) out of the line.
@@ -99,10 +100,7 @@ class PasswordResetConfirm(auth_views.PasswordResetConfirmView):
     def form_valid(self, form: SetPasswordForm) -> HttpResponse:
         with transaction.atomic():
             response = super().form_valid(form)
-            revoked = user_sessions_revoke(user=self.user)
-            audit_log_record(action="auth.password_reset", resource_type="user",
-                             resource_id=self.user.pk, actor=self.user,
-                             metadata={"via": "reset_link", **revoked})
+            password_reset_completed(user=self.user)
         return response
 
     def get_context_data(self, **kwargs) -> dict[str, Any]:

@@ -2,7 +2,7 @@
 
 One process at a time fires: each ``runscheduler`` starts an APScheduler
 ``BlockingScheduler`` *paused*, and a coordinator thread competes for a Redis leader lock
-(``jobsite:scheduler:leader``, TTL renewed every third of it). The holder resumes its
+(``<namespace>:scheduler:leader``, TTL renewed every third of it). The holder resumes its
 scheduler and mirrors ``Schedule`` rows into APScheduler jobs every ``sync_seconds``; the
 others stay paused and take over within the TTL when the leader dies. A fire calls
 :func:`fire_schedule`, which re-checks the lock before enqueueing, so a leader that lost
@@ -16,7 +16,7 @@ import logging
 import threading
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC
 
 from apscheduler import events
 from apscheduler.executors.pool import ThreadPoolExecutor
@@ -28,15 +28,18 @@ from django.db import close_old_connections
 from django_apscheduler.jobstores import DjangoJobStore
 from redis.exceptions import LockError, RedisError
 
-from jobs.redis import get_redis
+from jobs.models import Schedule
+from jobs.redis import (
+    get_redis,
+    schedule_tick_key,
+    scheduler_heartbeat_key,
+    scheduler_leader_key,
+)
 from jobs.scheduling import services
-from jobs.scheduling.models import Schedule
 from jobs.scheduling.triggers import WallClockCronTrigger, schedule_trigger
 
 logger = logging.getLogger(__name__)
 
-LEADER_KEY = "jobsite:scheduler:leader"
-HEARTBEAT_KEY = "jobsite:scheduler:heartbeat"
 HEARTBEAT_TTL_SECONDS = 60
 HEARTBEAT_EVERY_SECONDS = 10  # the contract with health: at least every 15 s
 JOB_PREFIX = "schedule:"
@@ -47,13 +50,28 @@ TICK_KEY_TTL_SECONDS = 2 * 24 * 3600  # longer than any misfire grace worth havi
 _leader: "LeaderLock | None" = None
 
 
+def standby_poll_seconds(ttl_seconds: float) -> float:
+    """How often a standby asks for the leader lock: a tenth of the TTL, 0.2–1 s."""
+    return max(0.2, min(1.0, ttl_seconds / 10))
+
+
 class LeaderLock:
     """A Redis lock with a TTL that only its holder can renew or release (redis-py ``Lock``,
-    token compared in Lua)."""
+    token compared in Lua).
 
-    def __init__(self, *, ttl_seconds: float, key: str = LEADER_KEY):
+    ``ttl_seconds`` is the takeover bound: a standby holds the lock at most that long after
+    the leader died. The key itself expires one standby poll earlier (``expiry_seconds``),
+    because a standby notices the expiry only at its next poll: the holder renews it every
+    third of that, a standby polls every :func:`standby_poll_seconds`, so expiry + one poll
+    stays within ``ttl_seconds``.
+    """
+
+    def __init__(self, *, ttl_seconds: float, key: str | None = None):
         self.ttl_seconds = ttl_seconds
-        self._lock = get_redis().lock(key, timeout=ttl_seconds, blocking=False,
+        self.poll_seconds = standby_poll_seconds(ttl_seconds)
+        self.expiry_seconds = ttl_seconds - self.poll_seconds
+        self._lock = get_redis().lock(key or scheduler_leader_key(),
+                                      timeout=self.expiry_seconds, blocking=False,
                                       thread_local=False)
         self._held = False
 
@@ -86,10 +104,6 @@ class LeaderLock:
             self._held = False
 
 
-def tick_key(schedule_id: int, scheduled_for: str) -> str:
-    return f"jobsite:schedule:{schedule_id}:tick:{scheduled_for}"
-
-
 def fire_schedule(schedule_id: int, scheduled_for: str | None = None) -> str | None:
     """The APScheduler job of every schedule: enqueue its actor, by name, once per tick.
 
@@ -107,7 +121,7 @@ def fire_schedule(schedule_id: int, scheduled_for: str | None = None) -> str | N
         schedule = Schedule.objects.filter(pk=schedule_id).first()
         if schedule is None or not schedule.enabled:
             return None
-        if scheduled_for and not get_redis().set(tick_key(schedule_id, scheduled_for), "1",
+        if scheduled_for and not get_redis().set(schedule_tick_key(schedule_id, scheduled_for), "1",
                                                  nx=True, ex=TICK_KEY_TTL_SECONDS):
             logger.warning("tick already enqueued: fire skipped",
                            extra={"schedule_id": schedule_id, "scheduled_for": scheduled_for})
@@ -171,6 +185,7 @@ class SchedulerRunner:
         self._stop = threading.Event()
         self._leading = False
         self._last_sync = 0.0
+        self._last_renew = 0.0
         self._last_heartbeat = 0.0
 
     # --- lifecycle ---------------------------------------------------------------------
@@ -198,7 +213,9 @@ class SchedulerRunner:
 
     # --- coordinator thread ------------------------------------------------------------
     def _coordinate(self) -> None:
-        step = max(0.2, min(self.sync_seconds, self.lock_ttl_seconds / 3))
+        # Every standby poll: a standby asks for the lock, the leader renews it when a
+        # third of its expiry has passed and syncs every sync_seconds.
+        step = self.lock.poll_seconds
         while not self._stop.is_set():
             try:
                 self._beat()
@@ -212,19 +229,22 @@ class SchedulerRunner:
         redis_client = get_redis()
         now = time.time()
         if now - self._last_heartbeat >= min(HEARTBEAT_EVERY_SECONDS, self.sync_seconds):
-            redis_client.set(HEARTBEAT_KEY, repr(now), ex=HEARTBEAT_TTL_SECONDS)
+            redis_client.set(scheduler_heartbeat_key(), repr(now), ex=HEARTBEAT_TTL_SECONDS)
             self._last_heartbeat = now
         if self.scheduler.state == STATE_STOPPED:
             return  # not started yet, or shutting down
         if self._leading:
-            if not self.lock.renew():
-                logger.warning("scheduler lost the leader lock; pausing")
-                self._leading = False
-                self.scheduler.pause()
-                return
+            if time.monotonic() - self._last_renew >= self.lock.expiry_seconds / 3:
+                if not self.lock.renew():
+                    logger.warning("scheduler lost the leader lock; pausing")
+                    self._leading = False
+                    self.scheduler.pause()
+                    return
+                self._last_renew = time.monotonic()
         elif self.lock.acquire():
             logger.info("scheduler became the leader")
             self._leading = True
+            self._last_renew = time.monotonic()
             self.sync()
             self._last_sync = time.monotonic()
             self.scheduler.resume()
@@ -313,11 +333,3 @@ class SchedulerRunner:
                 schedule_id=schedule_id, error=type(event.exception).__name__)
         finally:
             close_old_connections()
-
-
-def heartbeat_age_seconds() -> float | None:
-    """Seconds since the scheduler's last heartbeat, ``None`` if there is none."""
-    value = get_redis().get(HEARTBEAT_KEY)
-    if value is None:
-        return None
-    return max(0.0, datetime.now(UTC).timestamp() - float(value))

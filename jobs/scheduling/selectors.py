@@ -10,8 +10,8 @@ import dramatiq
 from django.apps import apps
 from django.utils import timezone
 
-from jobs.schedules import ScheduleSpec
-from jobs.scheduling.models import Schedule
+from jobs.models import Schedule
+from jobs.scheduling.specs import ScheduleSpec
 from jobs.scheduling.triggers import next_fire_time
 
 

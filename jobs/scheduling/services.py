@@ -1,23 +1,23 @@
-"""Writes of the scheduler: enqueue a schedule's actor, record outcomes, install defaults,
-prune old records."""
+"""Writes of the scheduler: enqueue a schedule's actor, record outcomes, save staff edits,
+install default schedules."""
 
 import hashlib
 import json
 import logging
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
+from django_apscheduler.models import DjangoJobExecution
 
 from jobs.enqueue import enqueue_message_on_commit
-from jobs.schedules import ScheduleSpec
+from jobs.models import Schedule, ScheduleOutcome
 from jobs.scheduling import selectors
-from jobs.scheduling.models import Schedule, ScheduleOutcome
+from jobs.scheduling.specs import ScheduleSpec
+from jobs.signals import operator_action
 
 logger = logging.getLogger(__name__)
 
@@ -68,12 +68,10 @@ def schedule_enqueue(*, schedule: Schedule, manual: bool = False,
 
 def schedule_run_now(*, schedule: Schedule, user: Any = None) -> str:
     """Staff's "Run now": enqueue at once (never run inside the request) and audit it."""
-    from marketplace.services import audit_log_record
-
-    message_id = schedule_enqueue(schedule=schedule, manual=True)
-    audit_log_record(action="schedule.run_now", resource_type="jobs.Schedule",
-                     resource_id=schedule.pk, actor=user,
-                     metadata={"message_id": message_id})
+    with transaction.atomic():
+        message_id = schedule_enqueue(schedule=schedule, manual=True)
+        operator_action.send(Schedule, action="schedule.run_now", resource=schedule,
+                             actor=user, metadata={"message_id": message_id})
     return message_id
 
 
@@ -124,15 +122,14 @@ def schedule_save(*, schedule: Schedule, changed_fields: list[str], user: Any = 
                   ) -> Schedule:
     """Save a staff edit. A default schedule edited by staff becomes customised, so
     ``schedules_sync`` never overwrites it."""
-    from marketplace.services import audit_log_record
-
     creating = schedule.pk is None
     if schedule.is_default and STAFF_EDIT_FIELDS.intersection(changed_fields):
         schedule.is_customized = True
-    schedule.save()
-    audit_log_record(action="schedule.create" if creating else "schedule.update",
-                     resource_type="jobs.Schedule", resource_id=schedule.pk, actor=user,
-                     metadata={"fields": sorted(changed_fields)})
+    with transaction.atomic():
+        schedule.save()
+        operator_action.send(Schedule, action="schedule.create" if creating else "schedule.update",
+                             resource=schedule, actor=user,
+                             metadata={"fields": sorted(changed_fields)})
     return schedule
 
 
@@ -194,40 +191,8 @@ def schedules_sync(*, specs: list[ScheduleSpec] | None = None) -> SyncResult:
 
 def schedule_executions_prune(*, older_than_days: int | None = None) -> int:
     """Delete django-apscheduler execution records past retention; returns how many."""
-    from django_apscheduler.models import DjangoJobExecution
-
     days = (settings.SCHEDULE_EXECUTION_RETENTION_DAYS if older_than_days is None
             else older_than_days)
     cutoff = timezone.now() - timedelta(days=days)
     deleted, _ = DjangoJobExecution.objects.filter(run_time__lte=cutoff).delete()
     return deleted
-
-
-def log_files_prune(*, log_dir: str | Path, older_than_days: int) -> int:
-    """Delete regular files under ``log_dir`` not modified for ``older_than_days``."""
-    root = Path(log_dir)
-    if not root.is_dir():
-        return 0
-    cutoff = time.time() - older_than_days * 24 * 3600
-    deleted = 0
-    for path in root.rglob("*"):
-        if path.is_file() and not path.is_symlink() and path.stat().st_mtime < cutoff:
-            path.unlink(missing_ok=True)
-            deleted += 1
-    return deleted
-
-
-def log_cleanup() -> dict[str, int | None]:
-    """Log cleanup (seed 12.8): execution records, failed jobs and old log files past
-    their retention. Returns counts (``log_files`` is ``None`` without ``LOG_DIR``)."""
-    from jobs.services import failed_jobs_purge  # the failed-job list's own retention
-
-    counts: dict[str, int | None] = {"executions": schedule_executions_prune(),
-                                     "failed_jobs": failed_jobs_purge()}
-    if settings.LOG_DIR:
-        counts["log_files"] = log_files_prune(log_dir=settings.LOG_DIR,
-                                              older_than_days=settings.LOG_RETENTION_DAYS)
-    else:
-        counts["log_files"] = None
-    logger.info("log cleanup", extra=counts)
-    return counts

@@ -6,12 +6,18 @@ own documented 3.x quirk), so "Sunday 01:00" would fire on Mondays; (2) skips th
 of the day after spring-forward (2026-03-09); (3) fires a 01:30 schedule twice on
 fall-back day. ``WallClockCronTrigger`` matches the expression on naive local wall-clock
 time with croniter (standard crontab semantics, including day-of-month OR day-of-week) and
-only then attaches the zone, which makes the DST rules explicit:
+only then attaches the zone. The DST rules are Vixie cron's and cronie's:
 
-- a wall-clock time that does not exist (02:30 on spring-forward day) fires at the instant
-  PEP 495 gives it with ``fold=0``: one hour later on the clock (03:30 EDT), once;
-- a wall-clock time that happens twice (01:30 on fall-back day) fires once, at its first
-  occurrence (EDT).
+- A job at a fixed time (its hour field names hours: ``30 1 * * *``, ``0 9-17 * * 1-5``)
+  runs once across a change. A time that does not exist (02:30 on spring-forward day)
+  fires at the instant PEP 495 gives it with ``fold=0``, one hour later on the clock
+  (03:30 EDT); a time that happens twice (01:30 on fall-back day) fires once, at its
+  first occurrence (EDT).
+- A job whose hour field is a wildcard or a step (``30 * * * *``, ``*/15 * * * *``,
+  ``0 */2 * * *``) keeps its interval through both changes: it fires at every instant
+  whose local wall clock matches, so in the repeated hour of fall-back day it fires in
+  both (``30 * * * *`` fires 05:30Z and 06:30Z, both "01:30"), and across the gap of
+  spring-forward the hour after it follows at once (01:30 EST, then 03:30 EDT).
 """
 
 from datetime import UTC, datetime, timedelta
@@ -70,6 +76,18 @@ def time_zone_validate(name: str) -> ZoneInfo:
                               params={"value": name}, code="time_zone_invalid") from exc
 
 
+def keeps_interval(expr: str) -> bool:
+    """Whether ``expr``'s hour field is a wildcard or a step (``*``, ``*/2``, ``0-23/3``):
+    such a schedule keeps its interval through DST changes; one at fixed hours runs once."""
+    hour = expr.split()[1]
+    return hour == "*" or "/" in hour
+
+
+# How far a DST change can move the wall clock (Lord Howe's is 30 minutes, most are one
+# hour): near a change, matches are searched this far either side of the first candidate.
+_DST_WINDOW = timedelta(hours=3)
+
+
 class WallClockCronTrigger(BaseTrigger):
     """Fires when the local wall clock of ``time_zone`` matches ``expr``.
 
@@ -82,6 +100,7 @@ class WallClockCronTrigger(BaseTrigger):
         self.time_zone = time_zone
         self.second = second
         self.timezone = ZoneInfo(time_zone)  # the attribute name APScheduler looks for
+        self.keeps_interval = keeps_interval(self.expr)
 
     def __getstate__(self):
         return {"version": 1, "expr": self.expr, "time_zone": self.time_zone,
@@ -102,7 +121,31 @@ class WallClockCronTrigger(BaseTrigger):
             start = min(start, previous + timedelta(microseconds=1))
             if start == previous:
                 start += timedelta(microseconds=1)
-        naive_start = start.astimezone(self.timezone).replace(tzinfo=None, microsecond=0)
+        # Compared in UTC throughout: aware datetimes sharing a tzinfo compare by wall clock.
+        candidate = self._first_at_or_after(start, self._naive(start))
+        if not (self._near_change(start) or self._near_change(candidate)):
+            return self._canonical(candidate)
+        # Near a DST change wall-clock order and real order part: the second "01:30" of
+        # fall-back day comes after "01:45" of the first pass. Look at every match from
+        # a window before ``start`` to a window after the candidate; take the earliest.
+        best = candidate
+        limit = self._naive(candidate) + _DST_WINDOW
+        matches = croniter(self._pattern(), self._naive(start) - _DST_WINDOW)
+        while (naive := matches.get_next(datetime)) <= limit:
+            for instant in self._instants(naive):
+                if start <= instant.astimezone(UTC) < best.astimezone(UTC):
+                    best = instant
+        return self._canonical(best)
+
+    def _canonical(self, moment: datetime) -> datetime:
+        """The instant as the zone's real local time (a nonexistent 02:30 EST that fold=0
+        produced comes back as 03:30 EDT)."""
+        return moment.astimezone(UTC).astimezone(self.timezone)
+
+    def _naive(self, moment: datetime) -> datetime:
+        return moment.astimezone(self.timezone).replace(tzinfo=None, microsecond=0)
+
+    def _first_at_or_after(self, start: datetime, naive_start: datetime) -> datetime:
         # croniter yields matches strictly after its start: begin one second earlier so a
         # match at ``start`` itself counts.
         matches = croniter(self._pattern(), naive_start - timedelta(seconds=1))
@@ -110,10 +153,28 @@ class WallClockCronTrigger(BaseTrigger):
             # fold=0: a nonexistent time maps one hour later, a repeated one to its first
             # occurrence. Matches whose instant is before ``start`` already happened (the
             # repeated hour of fall-back, or the gap merging with the hour after it).
-            # Compared in UTC: aware datetimes sharing a tzinfo compare by wall clock.
             aware = matches.get_next(datetime).replace(tzinfo=self.timezone, fold=0)
             if aware.astimezone(UTC) >= start:
                 return aware
+
+    def _instants(self, naive: datetime) -> list[datetime]:
+        """The instants a wall-clock match fires at: its first occurrence (or, when it does
+        not exist, the instant fold=0 maps it to) and, for a schedule that keeps its
+        interval, the second occurrence of a repeated time."""
+        first = naive.replace(tzinfo=self.timezone, fold=0)
+        if not self.keeps_interval:
+            return [first]
+        second = naive.replace(tzinfo=self.timezone, fold=1)
+        exists = second.astimezone(UTC).astimezone(self.timezone).replace(tzinfo=None) == naive
+        if second.utcoffset() != first.utcoffset() and exists:
+            return [first, second]
+        return [first]
+
+    def _near_change(self, moment: datetime) -> bool:
+        zone = self.timezone
+        before = (moment - _DST_WINDOW).astimezone(zone).utcoffset()
+        after = (moment + _DST_WINDOW).astimezone(zone).utcoffset()
+        return before != after
 
     def __str__(self) -> str:
         suffix = f" second={self.second}" if self.second else ""
@@ -135,6 +196,5 @@ def schedule_trigger(*, cron: str, time_zone: str, tick_seconds: int | None = No
 def next_fire_time(*, cron: str, time_zone: str, after: datetime) -> datetime:
     """When a schedule next fires after ``after`` (aware), as a real local time of its zone
     (a nonexistent 02:30 comes back as 03:30 EDT)."""
-    trigger = schedule_trigger(cron=cron, time_zone=time_zone)
-    return trigger.get_next_fire_time(None, after).astimezone(UTC).astimezone(trigger.timezone)
+    return schedule_trigger(cron=cron, time_zone=time_zone).get_next_fire_time(None, after)
 

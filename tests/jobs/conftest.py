@@ -2,7 +2,7 @@
 
 import pytest
 
-from jobs import stats
+from jobs.monitoring import stats
 
 
 @pytest.fixture

@@ -14,6 +14,7 @@ from jobs.encryption import EncryptedJSONEncoder, UndecryptableMessage, envelope
 from jobs.enqueue import enqueue_on_commit
 from jobs.models import FailedJob
 from jobs.queues import PermanentError, Queue, jobsite_actor
+from jobs.redis import key
 from marketplace.models import User
 from tests.conftest import drain
 
@@ -56,28 +57,28 @@ def _wait_until(predicate, *, timeout: float = 10.0) -> None:
 def _every_stored_byte(client, *, skip_prefix: bytes | None = None) -> list[bytes]:
     """Every key name and every value of every key in the Redis database, by type."""
     found: list[bytes] = []
-    for key in client.scan_iter(count=500):
-        if skip_prefix and key.startswith(skip_prefix):
+    for name in client.scan_iter(count=500):
+        if skip_prefix and name.startswith(skip_prefix):
             continue
-        found.append(key)
-        kind = client.type(key).decode()
+        found.append(name)
+        kind = client.type(name).decode()
         if kind == "string":
-            found.append(client.get(key))
+            found.append(client.get(name))
         elif kind == "list":
-            found.extend(client.lrange(key, 0, -1))
+            found.extend(client.lrange(name, 0, -1))
         elif kind == "hash":
-            for field, value in client.hgetall(key).items():
+            for field, value in client.hgetall(name).items():
                 found.extend([field, value])
         elif kind == "set":
-            found.extend(client.smembers(key))
+            found.extend(client.smembers(name))
         elif kind == "zset":
-            found.extend(member for member, _ in client.zrange(key, 0, -1, withscores=True))
+            found.extend(member for member, _ in client.zrange(name, 0, -1, withscores=True))
         elif kind == "stream":
-            for _, fields in client.xrange(key):
+            for _, fields in client.xrange(name):
                 for field, value in fields.items():
                     found.extend([field, value])
         else:
-            raise AssertionError(f"unexpected Redis type {kind} for {key!r}")
+            raise AssertionError(f"unexpected Redis type {kind} for {name!r}")
     return found
 
 
@@ -109,7 +110,7 @@ def test_redis_holds_no_personal_data_in_clear_text(broker, worker, redis_client
     # (job statistics, jobs.stats, count jobs per queue and actor name by design: those keys
     # hold names and numbers only, and are checked above with everything else)
     message_keys = b"\n".join(
-        value for value in _every_stored_byte(redis_client, skip_prefix=b"jobsite:stats:")
+        value for value in _every_stored_byte(redis_client, skip_prefix=key("stats", "").encode())
     )
     assert b"test_qfail_welcome_email" not in message_keys
 

@@ -5,9 +5,10 @@ import threading
 import pytest
 from django.db import connection
 
+from audit.models import AuditLog
 from jobs.models import FailedJob, FailedJobStatus
 from jobs.queues import Queue, jobsite_actor
-from marketplace.models import AuditLog, User
+from marketplace.models import User
 from tests.conftest import drain
 
 CHANGELIST = "/admin/jobs/failedjob/"

@@ -8,6 +8,7 @@ from django.http import HttpRequest, JsonResponse
 from django.urls import path
 
 from jobs.ratelimit import RateLimit, RateLimitExceeded, _key, rate_limit_hit, rate_limit_reset
+from jobs.redis import key
 
 UPLOADS = RateLimit(purpose="test-uploads", limit=3, period_seconds=60)
 
@@ -64,7 +65,7 @@ def test_subjects_are_not_stored_in_clear(redis_client):
     keys = [k.decode() for k in redis_client.keys("*")]
     assert len(keys) == 1
     assert "gwen" not in keys[0]
-    assert keys[0].startswith("jobsite:ratelimit:test-uploads:")
+    assert keys[0].startswith(key("ratelimit", "test-uploads", ""))
 
 
 def test_a_zero_limit_refuses_everything_for_a_whole_period(redis_client):

@@ -3,8 +3,8 @@ from io import StringIO
 import pytest
 from django.core.management import call_command
 
+from audit.models import AuditLog
 from marketplace.models import (
-    AuditLog,
     ChatMessage,
     ContractorProfile,
     Order,

@@ -10,7 +10,8 @@ from django.core import signing
 from django.test import Client
 from django.utils import timezone
 
-from marketplace.models import AuditLog, RefreshToken, User, UserSession
+from audit.models import AuditLog
+from marketplace.models import RefreshToken, User, UserSession
 from notifications import tokens
 from notifications.models import EmailKind
 from notifications.rendering import render_email
@@ -69,7 +70,7 @@ def test_the_emailed_verification_link_verifies_once_and_is_audited(client, capl
     assert verified_at is not None
     [entry] = AuditLog.objects.filter(action="auth.email_verified")
     assert (entry.resource_type, entry.resource_id, entry.actor_id, entry.metadata) == (
-        "user", str(user.pk), user.pk, {"via": "verification_link"})
+        "marketplace.user", str(user.pk), user.pk, {"via": "verification_link"})
 
     # A second click says verified again and changes nothing
     again = client.get(link)
@@ -221,7 +222,7 @@ def test_the_emailed_reset_link_sets_a_new_password_once_and_is_audited():
     assert "_auth_user_id" not in client.session
     [entry] = AuditLog.objects.filter(action="auth.password_reset")
     assert (entry.resource_type, entry.resource_id, entry.actor_id, entry.metadata) == (
-        "user", str(user.pk), user.pk,
+        "marketplace.user", str(user.pk), user.pk,
         {"via": "reset_link", "sessions_revoked": 1, "refresh_tokens_revoked": 1})
     # and the app's sessions and refresh tokens are over
     session.refresh_from_db()

@@ -11,13 +11,13 @@ from werkzeug import Response
 
 from jobs.models import FailedJob
 from notifications.models import EmailKind, EmailLog, EmailStatus, Suppression
-from notifications.services import (
+from notifications.services.delivery import (
     SENDING_STALE_AFTER,
     EmailDeliveryError,
     email_deliver,
-    send_email,
-    suppression_add,
 )
+from notifications.services.sending import send_email
+from notifications.services.suppression import suppression_add
 from tests.conftest import drain, wait_until
 from tests.notifications.conftest import dead_letters, make_user, postmark_ok, queued_messages
 
@@ -48,7 +48,7 @@ def test_a_transient_esp_error_is_retried_then_sent(postmark, broker, worker, fa
     # Then it was retried once and sent
     log.refresh_from_db()
     assert (log.status, log.attempts, log.esp_message_id) == (EmailStatus.SENT, 2, "pm-0001")
-    assert log.last_error == "AnymailRequestsAPIError (HTTP 500)"
+    assert log.last_error == "anymail.exceptions.AnymailRequestsAPIError (HTTP 500)"
     assert len(postmark.log) == 2
     postmark.check_assertions()
     sent = json.loads(postmark.log[1][0].get_data())
@@ -66,12 +66,12 @@ INACTIVE = ("You tried to send to a recipient that has been marked as inactive.\
 
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize(("status", "body", "error", "suppressed"), [
-    (422, {"ErrorCode": 406, "Message": INACTIVE}, "AnymailRecipientsRefused",
-     True),
+    (422, {"ErrorCode": 406, "Message": INACTIVE},
+     "anymail.exceptions.AnymailRecipientsRefused (HTTP 422)", True),
     (422, {"ErrorCode": 300, "Message": "Invalid 'To' address: 'ada@example.test'."},
-     "AnymailRecipientsRefused", True),
+     "anymail.exceptions.AnymailRecipientsRefused (HTTP 422)", True),
     (401, {"ErrorCode": 10, "Message": "Bad or missing Server API token."},
-     "AnymailRequestsAPIError (HTTP 401)", False),
+     "anymail.exceptions.AnymailRequestsAPIError (HTTP 401)", False),
 ])
 def test_a_permanent_esp_error_is_not_retried(status, body, error, suppressed, postmark,
                                               broker, worker, fast_retries):
@@ -108,7 +108,7 @@ def test_the_sixth_failed_attempt_lands_in_failed_jobs(postmark, broker, worker,
     # Then it was tried 6 times (1 + 5 retries), marked failed, and dead-lettered
     log.refresh_from_db()
     assert (log.status, log.attempts) == (EmailStatus.FAILED, 6)
-    assert log.last_error == "AnymailRequestsAPIError (HTTP 503)"
+    assert log.last_error == "anymail.exceptions.AnymailRequestsAPIError (HTTP 503)"
     assert len(postmark.log) == 6
     [dead] = dead_letters(broker)
     assert log.message_id.encode() in dead

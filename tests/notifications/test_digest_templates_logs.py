@@ -13,7 +13,8 @@ from jobs.logging import JsonFormatter
 from notifications.checks import check_email_templates, html_problems, template_problems
 from notifications.models import EmailKind, EmailLog, EmailStatus, Notification
 from notifications.rendering import email_engine
-from notifications.services import email_preference_update, send_email
+from notifications.services.consent import email_preference_update
+from notifications.services.sending import send_email
 from notifications.tasks import SCHEDULES, notifications_daily_digest
 from tests.conftest import drain
 from tests.notifications.conftest import dead_letters, make_user, postmark_ok

@@ -8,7 +8,7 @@ from django.contrib.auth.tokens import default_token_generator
 from jobs.scrub import scrub_path
 from notifications import tokens
 from notifications.models import EmailPreference
-from notifications.services import unsubscribe_url
+from notifications.services.consent import unsubscribe_url
 from tests.notifications.conftest import make_user
 
 pytestmark = pytest.mark.django_db

@@ -13,7 +13,7 @@ from marketplace.models import User
 from notifications import tokens
 from notifications.kinds import EmailContentError
 from notifications.models import EmailKind, EmailLog, EmailStatus
-from notifications.services import InvalidRecipient, send_email
+from notifications.services.sending import InvalidRecipient, send_email
 from tests.conftest import drain
 from tests.notifications.conftest import make_user, queued_messages
 

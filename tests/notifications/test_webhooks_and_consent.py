@@ -7,7 +7,7 @@ import re
 import pytest
 from django.core import mail
 
-from marketplace.models import AuditLog
+from audit.models import AuditLog
 from notifications.models import (
     EmailKind,
     EmailLog,
@@ -16,7 +16,7 @@ from notifications.models import (
     Suppression,
     SuppressionReason,
 )
-from notifications.services import send_email
+from notifications.services.sending import send_email
 from tests.conftest import drain
 from tests.notifications.conftest import make_user, postmark_ok, queued_messages
 
@@ -227,7 +227,7 @@ def test_the_unsubscribe_link_works_once_and_is_audited(client, broker, worker):
     preference = EmailPreference.objects.get(user=user)
     assert (preference.marketing, preference.digest) == (False, False)
     [entry] = AuditLog.objects.filter(action="email.consent_changed")
-    assert (entry.resource_type, entry.resource_id, entry.actor_id) == ("user", str(user.pk),
+    assert (entry.resource_type, entry.resource_id, entry.actor_id) == ("marketplace.user", str(user.pk),
                                                                         user.pk)
     assert entry.metadata == {"marketing": False, "digest": False, "via": "unsubscribe_link"}
     # The same link does not work a second time

@@ -4,7 +4,7 @@ import json
 
 from django.core.management.base import BaseCommand, CommandError
 
-from jobs.health import readiness_report
+from jobs.monitoring.health import readiness_report
 
 
 class Command(BaseCommand):

@@ -24,7 +24,7 @@ class Command(BaseCommand):
     def handle(self, *args, group, processes, threads, **options):
         if processes < 1:
             raise CommandError("--processes must be at least 1")
-        # Read by the worker metrics exporter (jobs.metrics): each group gets its own port.
+        # Read by the worker metrics exporter (jobs.monitoring.metrics): a port per group.
         os.environ["JOBSITE_WORKER_GROUP"] = group
         call_command(
             "rundramatiq",

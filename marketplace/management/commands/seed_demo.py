@@ -14,8 +14,9 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import transaction
 from django.utils import timezone
 
+from audit.models import AuditLog
+from audit.services import resource_type_of
 from marketplace.models import (
-    AuditLog,
     ChatMessage,
     ContractorProfile,
     Order,
@@ -192,7 +193,8 @@ class Command(BaseCommand):
 
         for age in (10, 200, 380, 500):
             _, made = AuditLog.objects.get_or_create(
-                action="demo.seeded", resource_type="demo", resource_id=str(age),
+                action="demo.seeded", resource_type=resource_type_of(User),
+                resource_id=str(age),
                 defaults=dict(created_at=now - timedelta(days=age), is_critical=age == 500,
                               metadata={"age_days": age}),
             )

@@ -1,0 +1,12 @@
+"""The benchmark behind ``manage.py benchjobs`` (installed by ``config.settings_bench`` only).
+
+- ``tasks``: the no-op actor run through the full Jobsite middleware stack (declared on
+  the ``emails`` queue, so the production ``high`` worker group runs it).
+- ``bare``: the same no-op on a bare Dramatiq broker (no middleware), started with the
+  plain ``dramatiq`` CLI: the baseline that Jobsite's overhead is measured against.
+- ``runner``: starts real worker subprocesses, enqueues workloads through production's
+  services, waits, and computes the figures.
+- ``job_stats_middleware``: a micro-benchmark of the statistics middleware's hooks.
+
+A new workload plugs in by adding a :class:`runner.Workload` to ``runner.WORKLOADS``.
+"""

@@ -1,0 +1,9 @@
+from django.apps import AppConfig
+
+
+class BenchConfig(AppConfig):
+    """Installed only by ``config.settings_bench``: its no-op actor and ``benchjobs``
+    exist nowhere else, so production never registers a benchmark actor."""
+
+    name = "bench"
+    verbose_name = "Benchmark"

@@ -1,0 +1,474 @@
+"""Run benchmark workloads against real worker subprocesses; compute the figures.
+
+Each workload enqueues through the code production uses, on workers started exactly as
+production starts them (``manage.py runworkergroup <group>``), against the configured
+Redis and PostgreSQL. The bare-Dramatiq baseline runs the same no-op on a plain
+``dramatiq`` worker with no middleware, with the same processes and threads.
+
+Figures per workload: wall time from the first enqueue to the last completion, jobs per
+minute over that time, success rate, wait (enqueue → start) and run time percentiles,
+and the peak resident memory of the worker process tree while the workload ran.
+"""
+
+import math
+import os
+import platform
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote
+
+import django
+import dramatiq
+import psutil
+from django.conf import settings
+from django.db import connection, transaction
+from dramatiq import Message
+from dramatiq.encoder import JSONEncoder
+
+from bench import bare
+from bench.timings import timings_key
+from jobs.ratelimit import rate_limit_reset
+from jobs.redis import get_redis
+from jobs.redis import namespace as current_namespace
+
+READY_TIMEOUT_S = 90
+POLL_S = 0.05
+EMAIL_BATCH = 100
+EMAILS_PER_USER = 40  # under the 50 per hour limit
+WARMUP_JOBS = 60
+
+
+def percentile(values: list[float], pct: float) -> float | None:
+    """Nearest-rank percentile; ``None`` for no values."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    rank = max(1, math.ceil(pct / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+@dataclass
+class Result:
+    workload: str
+    jobs: int
+    completed: int
+    succeeded: int
+    wall_s: float
+    enqueue_s: float
+    wait_ms: list[float] = field(repr=False)
+    run_ms: list[float] = field(repr=False)
+    peak_rss_mb: float
+    seed_target_per_min: int | None
+    worker: str
+    outcomes: dict[str, int] = field(default_factory=dict)  # status → jobs, where known
+
+    @property
+    def jobs_per_min(self) -> float:
+        return self.succeeded / self.wall_s * 60 if self.wall_s > 0 else 0.0
+
+    @property
+    def success_rate(self) -> float:
+        return self.succeeded / self.jobs if self.jobs else 0.0
+
+    def as_dict(self) -> dict[str, Any]:
+        def pcts(values):
+            return {f"p{p}": _round(percentile(values, p)) for p in (50, 95, 99)}
+
+        target = self.seed_target_per_min
+        return {
+            "workload": self.workload, "worker": self.worker, "jobs": self.jobs,
+            "completed": self.completed, "succeeded": self.succeeded,
+            "wall_s": round(self.wall_s, 3), "enqueue_s": round(self.enqueue_s, 3),
+            "jobs_per_min": round(self.jobs_per_min, 1), "seed_target_per_min": target,
+            "ratio_to_target": round(self.jobs_per_min / target, 2) if target else None,
+            "success_rate": round(self.success_rate, 4),
+            "wait_ms": pcts(self.wait_ms), "run_ms": pcts(self.run_ms),
+            "peak_worker_rss_mb": round(self.peak_rss_mb, 1),
+            "outcomes": self.outcomes,
+        }
+
+
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 2)
+
+
+class WorkerProcesses:
+    """A worker command run as its own process group, with a memory sampler."""
+
+    def __init__(self, name: str, command: list[str], env: dict[str, str]) -> None:
+        self.name = name
+        self.log = tempfile.NamedTemporaryFile(prefix=f"benchjobs-{name}-", suffix=".log",
+                                               delete=False)
+        self.process = subprocess.Popen(
+            command, cwd=settings.BASE_DIR, env=env, stdout=self.log, stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.peak_rss = 0
+        self._sampling = True
+        self._sampler = threading.Thread(target=self._sample, daemon=True)
+        self._sampler.start()
+
+    def _tree_rss(self) -> int:
+        try:
+            root = psutil.Process(self.process.pid)
+            procs = [root, *root.children(recursive=True)]
+        except psutil.NoSuchProcess:
+            return 0
+        total = 0
+        for proc in procs:
+            try:
+                total += proc.memory_info().rss
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+    def _sample(self) -> None:
+        while self._sampling:
+            self.peak_rss = max(self.peak_rss, self._tree_rss())
+            time.sleep(0.2)
+
+    def reset_peak(self) -> None:
+        self.peak_rss = self._tree_rss()
+
+    def log_tail(self, lines: int = 30) -> str:
+        return "\n".join(Path(self.log.name).read_text(errors="replace").splitlines()[-lines:])
+
+    def wait_ready(self, redis_client, namespace: str, processes: int, since_ms: int) -> None:
+        """Wait until ``processes`` worker processes have polled the broker."""
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        key = f"{namespace}:__heartbeats__"
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"{self.name} worker exited:\n{self.log_tail()}")
+            if redis_client.zcount(key, since_ms, "+inf") >= processes:
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"{self.name} worker not ready in {READY_TIMEOUT_S} s:\n"
+                           f"{self.log_tail()}")
+
+    def stop(self) -> None:
+        self._sampling = False
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait()
+        self.log.close()
+        os.unlink(self.log.name)
+
+
+def database_url() -> str:
+    """The URL of the database this process uses (the test database, under pytest)."""
+    db = connection.settings_dict
+    auth = quote(db["USER"] or "", safe="")
+    if db.get("PASSWORD"):
+        auth += ":" + quote(db["PASSWORD"], safe="")
+    host = quote(db["HOST"] or "", safe="")
+    port = f":{db['PORT']}" if db.get("PORT") else ""
+    return f"postgres://{auth}@{host}{port}/{db['NAME']}"
+
+
+def worker_env(**extra: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update({
+        "DATABASE_URL": database_url(), "REDIS_URL": settings.REDIS_URL,
+        "DRAMATIQ_NAMESPACE": settings.DRAMATIQ_NAMESPACE, "EMAIL_ESP": "test",
+        "DJANGO_SETTINGS_MODULE": "config.settings_bench",
+        "PYTHONUNBUFFERED": "1", **extra,
+    })
+    return env
+
+
+# --- Workloads ---------------------------------------------------------------------------
+
+
+@dataclass
+class Workload:
+    name: str
+    worker: str  # "high" (a production worker group) or "bare"
+    seed_target_per_min: int | None
+    description: str
+    prepare: Callable[[int, str], Any]
+    enqueue: Callable[[Any], None]
+    progress: Callable[[Any], int]
+    # → (succeeded, wait ms list, run ms list, first start, last end) (unix times)
+    collect: Callable[[Any], tuple[int, list[float], list[float], float, float]]
+    cleanup: Callable[[Any], None]
+
+
+def _email_prepare(count: int, run_id: str) -> dict[str, Any]:
+    from marketplace.models import User
+
+    users = [
+        User(email=f"bench-{run_id}-{i}@bench.jobsite.invalid", first_name="Bench",
+             last_name=str(i), preferred_language="en" if i % 2 == 0 else "fr", password="!")
+        for i in range(math.ceil(count / EMAILS_PER_USER))
+    ]
+    User.objects.bulk_create(users, batch_size=1000)
+    ids = list(User.objects.filter(email__startswith=f"bench-{run_id}-")
+               .order_by("pk").values_list("pk", flat=True))
+    return {"count": count, "user_ids": ids}
+
+
+# One context per kind: every kind in both languages is exercised.
+_EMAIL_CONTEXTS: list[tuple[str, dict[str, Any]]] = [
+    ("welcome", {}),
+    ("email_verification", {}),
+    ("password_reset", {}),
+    ("order_status", {"order_id": 42, "order_title": "Fix the kitchen sink",
+                      "status": "in_progress"}),
+    ("payment_confirmation", {"order_id": 42, "order_title": "Fix the kitchen sink",
+                              "amount_cents": 11300, "currency": "CAD"}),
+    ("review_reminder", {"order_id": 42, "order_title": "Fix the kitchen sink",
+                         "contractor_name": "Pro Plumbing"}),
+]
+
+
+def _email_enqueue(state: dict[str, Any]) -> None:
+    from notifications.services.sending import send_email
+
+    user_ids = state["user_ids"]
+    count = state["count"]
+    for start in range(0, count, EMAIL_BATCH):
+        with transaction.atomic():
+            for i in range(start, min(start + EMAIL_BATCH, count)):
+                kind, context = _EMAIL_CONTEXTS[i % len(_EMAIL_CONTEXTS)]
+                send_email(kind=kind, user_id=user_ids[i // EMAILS_PER_USER], context=context)
+
+
+def _email_rows(state: dict[str, Any]):
+    from notifications.models import EmailLog
+
+    return EmailLog.objects.filter(user_id__in=state["user_ids"])
+
+
+def _email_progress(state: dict[str, Any]) -> int:
+    from notifications.models import EmailStatus
+
+    # Done = a final status (queued and sending rows are still in flight).
+    return _email_rows(state).exclude(
+        status__in=[EmailStatus.QUEUED, EmailStatus.SENDING]).count()
+
+
+def _email_collect(state: dict[str, Any]):
+    from notifications.models import EmailStatus
+
+    rows = list(_email_rows(state).values_list("status", "created_at", "last_attempt_at",
+                                               "sent_at", "last_error"))
+    state["outcomes"] = dict(Counter(f"{r[0]} {r[4]}".strip() for r in rows))
+    sent = [r for r in rows if r[0] == EmailStatus.SENT]
+    waits = [(r[2] - r[1]).total_seconds() * 1000 for r in sent]
+    runs = [(r[3] - r[2]).total_seconds() * 1000 for r in sent]
+    last_end = max((r[3].timestamp() for r in sent), default=0.0)
+    first_start = min((r[2].timestamp() for r in sent), default=0.0)
+    return len(sent), waits, runs, first_start, last_end
+
+
+def _email_cleanup(state: dict[str, Any]) -> None:
+    from marketplace.models import User
+    from notifications.services.sending import EMAIL_RATE_LIMIT
+
+    _email_rows(state).delete()
+    User.objects.filter(pk__in=state["user_ids"]).delete()
+    for user_id in state["user_ids"]:
+        rate_limit_reset(EMAIL_RATE_LIMIT, user_id)
+
+
+def _noop_prepare(count: int, run_id: str) -> dict[str, Any]:
+    return {"count": count, "run_id": run_id}
+
+
+def _jobsite_noop_enqueue(state: dict[str, Any]) -> None:
+    from bench.tasks import bench_noop
+
+    for _ in range(state["count"]):
+        bench_noop.send(state["run_id"], time.time())
+
+
+def _bare_noop_enqueue(state: dict[str, Any]) -> None:
+    # What RedisBroker.enqueue does (it has no middleware hooks to run here), but encoded
+    # with Dramatiq's plain JSON: this process's global encoder is Jobsite's encrypting
+    # one, which the bare worker does not have.
+    broker = bare.make_broker(settings.REDIS_URL, bare_namespace())
+    encoder = JSONEncoder()
+    try:
+        for _ in range(state["count"]):
+            redis_id = str(uuid.uuid4())
+            message = Message(queue_name=bare.QUEUE, actor_name=bare.ACTOR_NAME,
+                              args=(state["run_id"], time.time()), kwargs={},
+                              options={"redis_message_id": redis_id})
+            broker.do_enqueue(bare.QUEUE, redis_id, encoder.encode(message.asdict()))
+    finally:
+        broker.close()
+
+
+def _noop_progress(state: dict[str, Any]) -> int:
+    return get_redis().llen(timings_key(current_namespace(), state["run_id"]))
+
+
+def _noop_collect(state: dict[str, Any]):
+    waits, runs, last_end, first_start = [], [], 0.0, math.inf
+    for raw in get_redis().lrange(timings_key(current_namespace(), state["run_id"]), 0, -1):
+        wait_ms, run_ms, ended = (float(x) for x in raw.decode().split(","))
+        waits.append(wait_ms)
+        runs.append(run_ms)
+        last_end = max(last_end, ended)
+        first_start = min(first_start, ended - run_ms / 1000)
+    return len(waits), waits, runs, (0.0 if first_start == math.inf else first_start), last_end
+
+
+def _noop_cleanup(state: dict[str, Any]) -> None:
+    get_redis().delete(timings_key(current_namespace(), state["run_id"]))
+
+
+WORKLOADS: dict[str, Workload] = {
+    "email": Workload("email", "high", 1000,
+                      "send_email → send_email_task: 6 kinds × EN/FR, templates, anymail test",
+                      _email_prepare, _email_enqueue, _email_progress, _email_collect,
+                      _email_cleanup),
+    "noop": Workload("noop", "high", None, "no-op actor through the Jobsite middleware stack",
+                     _noop_prepare, _jobsite_noop_enqueue, _noop_progress, _noop_collect,
+                     _noop_cleanup),
+    "bare": Workload("bare", "bare", None, "the same no-op on bare Dramatiq (no middleware)",
+                     _noop_prepare, _bare_noop_enqueue, _noop_progress, _noop_collect,
+                     _noop_cleanup),
+}
+
+
+def bare_namespace() -> str:
+    return f"{settings.DRAMATIQ_NAMESPACE}-bench-bare"
+
+
+# --- Running -----------------------------------------------------------------------------
+
+
+@dataclass
+class BenchConfig:
+    workloads: list[str]
+    counts: dict[str, int]
+    processes: int
+    threads: int
+    timeout_s: float
+    mode: str = "live"  # "live" or "backlog" (see run_workload)
+
+
+def start_workers(kind: str, config: BenchConfig) -> WorkerProcesses:
+    since_ms = int(time.time() * 1000)
+    procs, threads = str(config.processes), str(config.threads)
+    if kind == "bare":
+        namespace = bare_namespace()
+        command = [sys.executable, "-m", "dramatiq", "bench.bare_worker",
+                   "--processes", procs, "--threads", threads, "--queues", bare.QUEUE]
+        env = worker_env(BENCH_REDIS_URL=settings.REDIS_URL, BENCH_NAMESPACE=namespace,
+                         BENCH_TIMINGS_NAMESPACE=settings.DRAMATIQ_NAMESPACE)
+    else:
+        namespace = settings.DRAMATIQ_NAMESPACE
+        command = [sys.executable, "manage.py", "runworkergroup", kind,
+                   "--processes", procs, "--threads", threads]
+        env = worker_env()
+    workers = WorkerProcesses(kind, command, env)
+    try:
+        workers.wait_ready(get_redis(), namespace, config.processes, since_ms)
+    except Exception:
+        workers.stop()
+        raise
+    return workers
+
+
+def run_workload(workload: Workload, count: int, config: BenchConfig, *,
+                 workers: WorkerProcesses | None = None) -> Result:
+    """Run one workload. Live mode: ``workers`` are running while it is enqueued, and
+    the wall time runs from the first enqueue to the last completion. Backlog mode: the
+    whole workload is enqueued first, then workers start, and the wall time runs from
+    the first job's start to the last completion (the workers' own throughput)."""
+    run_id = uuid.uuid4().hex[:12]
+    state = workload.prepare(count, run_id)
+    own_workers = workers is None
+    try:
+        if workers is not None:
+            workers.reset_peak()
+        started = time.time()
+        workload.enqueue(state)
+        enqueued = time.time()
+        if own_workers:
+            workers = start_workers(workload.worker, config)
+        deadline = time.monotonic() + config.timeout_s
+        while workload.progress(state) < count and time.monotonic() < deadline:
+            if workers.process.poll() is not None:
+                raise RuntimeError(f"{workers.name} worker exited:\n{workers.log_tail()}")
+            time.sleep(POLL_S)
+        completed = workload.progress(state)
+        succeeded, waits, runs, first_start, last_end = workload.collect(state)
+        end = last_end if completed >= count and last_end else time.time()
+        begin = first_start if own_workers and first_start else started
+        return Result(workload.name, count, completed, succeeded, max(end - begin, 1e-6),
+                      enqueued - started, waits, runs, workers.peak_rss / 2**20,
+                      workload.seed_target_per_min, workers.name,
+                      outcomes=state.get("outcomes", {}))
+    finally:
+        if own_workers and workers is not None:
+            workers.stop()
+        workload.cleanup(state)
+
+
+def run(config: BenchConfig, progress: Callable[[str], None] = lambda _: None) -> list[Result]:
+    """Run the configured workloads; results in the order asked for."""
+    results: dict[str, Result] = {}
+    if config.mode == "backlog":
+        for name in config.workloads:
+            progress(f"{name}: enqueueing {config.counts[name]} jobs, then starting workers "
+                     f"({config.processes} processes × {config.threads} threads)")
+            results[name] = run_workload(WORKLOADS[name], config.counts[name], config)
+        return [results[name] for name in config.workloads]
+    for worker_kind in dict.fromkeys(WORKLOADS[name].worker for name in config.workloads):
+        names = [n for n in config.workloads if WORKLOADS[n].worker == worker_kind]
+        progress(f"starting {worker_kind} workers ({config.processes} processes × "
+                 f"{config.threads} threads)")
+        workers = start_workers(worker_kind, config)
+        try:
+            for name in names:
+                workload = WORKLOADS[name]
+                # Warm the workers (connections, template caches) outside the measurement.
+                run_workload(workload, min(WARMUP_JOBS, config.counts[name]), config,
+                             workers=workers)
+                progress(f"running {name}: {config.counts[name]} jobs")
+                results[name] = run_workload(workload, config.counts[name], config,
+                                             workers=workers)
+        finally:
+            workers.stop()
+    return [results[name] for name in config.workloads]
+
+
+def machine() -> dict[str, Any]:
+    model = ""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        model = platform.processor()
+    with connection.cursor() as cursor:
+        cursor.execute("SHOW server_version")
+        postgres = cursor.fetchone()[0]
+    return {
+        "cores": os.cpu_count(), "cpu": model or "unknown",
+        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        "python": platform.python_version(), "django": django.get_version(),
+        "dramatiq": dramatiq.__version__, "redis": get_redis().info("server")["redis_version"],
+        "postgresql": postgres, "os": platform.platform(terse=True),
+        # Other work on the machine skews every figure: reported, not hidden.
+        "load_average": [round(x, 2) for x in os.getloadavg()],
+    }

@@ -1,0 +1,9 @@
+"""Records of the jobs app, one module per subject. Writes go through the services."""
+
+from jobs.models.failed_jobs import FailedJob, FailedJobStatus
+from jobs.models.job_stats import JobStatHour
+from jobs.models.reports import OperationsReport, ReportKind
+from jobs.models.schedules import Schedule, ScheduleOutcome
+
+__all__ = ["FailedJob", "FailedJobStatus", "JobStatHour", "OperationsReport", "ReportKind",
+           "Schedule", "ScheduleOutcome"]

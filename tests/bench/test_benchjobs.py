@@ -1,0 +1,88 @@
+"""``manage.py benchjobs --quick --json`` end to end: run as ``make bench`` runs it (its
+own process on ``config.settings_bench``, here on the test database and Redis), real
+worker subprocesses, tiny counts.
+
+Checks the report's shape and that every job completed; it asserts no speed (speed is
+what the command measures, not what a test may judge).
+"""
+
+import ast
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from django.conf import settings
+
+from bench.runner import database_url
+from marketplace.models import User
+from notifications.models import EmailLog
+
+
+def benchjobs(*args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_bench",
+           "DATABASE_URL": database_url(), "REDIS_URL": settings.REDIS_URL,
+           "DRAMATIQ_NAMESPACE": settings.DRAMATIQ_NAMESPACE}
+    return subprocess.run([sys.executable, "manage.py", "benchjobs", *args],
+                          cwd=settings.BASE_DIR, env=env, capture_output=True, text=True,
+                          timeout=300)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("mode", ["live", "backlog"])
+def test_benchjobs_quick_json_runs_every_workload_to_completion(broker, mode):
+    done = benchjobs("--quick", "--json", "--email-count", "24", "--noop-count", "30",
+                     "--processes", "1", "--threads", "4", "--mode", mode)
+
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert set(report) == {"machine", "config", "results", "jobsite_vs_bare"}
+    assert {"cores", "cpu", "memory_gb", "python", "django", "dramatiq", "redis",
+            "postgresql", "load_average"} <= set(report["machine"])
+    assert report["config"]["counts"] == {"email": 24, "noop": 30, "bare": 30}
+    assert (report["config"]["processes"], report["config"]["threads"]) == (1, 4)
+    assert report["config"]["mode"] == mode
+    assert [r["workload"] for r in report["results"]] == ["email", "noop", "bare"]
+    for result in report["results"]:
+        assert result["completed"] == result["succeeded"] == result["jobs"], result
+        assert result["success_rate"] == 1.0
+        assert result["wall_s"] > 0 and result["jobs_per_min"] > 0
+        assert set(result["wait_ms"]) == set(result["run_ms"]) == {"p50", "p95", "p99"}
+        assert all(value is not None for value in result["wait_ms"].values())
+        assert result["peak_worker_rss_mb"] > 0
+    assert report["results"][0]["outcomes"] == {"sent": 24}
+    email = report["results"][0]
+    assert (email["seed_target_per_min"], email["worker"]) == (1000, "high")
+    assert email["ratio_to_target"] == pytest.approx(email["jobs_per_min"] / 1000, abs=0.01)
+    assert report["results"][2]["worker"] == "bare"
+    assert report["jobsite_vs_bare"] == pytest.approx(
+        report["results"][1]["jobs_per_min"] / report["results"][2]["jobs_per_min"], abs=0.01)
+    # The benchmark cleans up after itself: no bench users, emails or timings left
+    assert not User.objects.filter(email__endswith="@bench.jobsite.invalid").exists()
+    assert EmailLog.objects.count() == 0
+    assert broker.client.keys(f"{settings.DRAMATIQ_NAMESPACE}:bench:*") == []
+
+
+@pytest.mark.django_db
+def test_benchjobs_rejects_unknown_workloads():
+    done = benchjobs("--workloads", "email,fax")
+
+    assert done.returncode == 1
+    assert "Unknown workloads ['fax']" in done.stderr
+
+
+def test_production_settings_register_no_benchmark_actor_or_command():
+    # A process on the project's settings, as production runs them.
+    code = ("import django; django.setup(); "
+            "from django.core.management import get_commands; "
+            "from jobs.scheduling.selectors import registered_actor_names; "
+            "print(sorted(registered_actor_names())); print('benchjobs' in get_commands())")
+    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings", "DEBUG": "true",
+           "REDIS_URL": "redis://127.0.0.1:6379/15"}
+    out = subprocess.run([sys.executable, "-c", code], cwd=settings.BASE_DIR, env=env,
+                         capture_output=True, text=True, check=True).stdout.splitlines()
+    actors = ast.literal_eval(out[0])
+    assert "send_email_task" in actors and "performance_report" in actors
+    assert "bench_noop" not in actors
+    assert out[1] == "False"
