@@ -17,3 +17,6 @@ class AuditLogAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False  # the trail is append-only
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # only the retention policy removes entries

@@ -117,9 +117,8 @@ def send(message: EmailMessage) -> str:
       EmailSendError: it was not sent (see :func:`classify`).
     """
     for reused in (True, False):
-        connection = _connection()
-        message.connection = connection
         try:
+            message.connection = _connection()
             message.send()
             break
         except smtplib.SMTPServerDisconnected as exc:

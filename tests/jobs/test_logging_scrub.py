@@ -18,6 +18,9 @@ from jobs.scrub import DramatiqLogFilter, scrub
     ("password=hunter2&user=5", "password=[redacted]&user=5"),
     ("api_key: 'sk_live_abc'", "api_key: '[redacted]'"),
     ("key sk_test_51HxYzAbCdEfGhIjKlMnOp rejected", "key [secret] rejected"),
+    # A dotted token is no Python name: a JWT's pieces are long and random.
+    ("got eyJhbGciOiJIUzI1NiJ9.eyJzdWIiOiIxMjM0NTY3ODkwIn0.dBjftJeZ4CVPmB92K27uhbUJU1p1r "
+     "back", "got [secret] back"),
 ])
 def test_personal_data_is_replaced(text, expected):
     assert scrub(text) == expected
@@ -28,6 +31,10 @@ def test_personal_data_is_replaced(text, expected):
     "message 3f2a1b4c-1234-4abc-8def-0123456789ab of order 12345 on queue emails",
     "eta 1732900000124 reached",  # a millisecond timestamp is not a card (fails Luhn)
     "ValueError: rating must be between 1 and 5",
+    # Exception types of a cause chain: before, each of these became [secret]
+    "urllib3.exceptions.NewConnectionError <- ConnectionRefusedError",
+    "urllib3.exceptions.MaxRetryError: HTTPConnectionPool(host='127.0.0.1', port=1)",
+    "anymail.exceptions.AnymailRequestsAPIError (HTTP 503)",
 ])
 def test_operational_text_is_kept(text):
     assert scrub(text) == text

@@ -117,6 +117,42 @@ def test_the_sixth_failed_attempt_lands_in_failed_jobs(postmark, broker, worker,
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_failed_email_says_whether_the_esp_refused_the_connection_or_answered_5xx(
+        settings, broker, worker, fast_retries, postmark):
+    # Given one email to an ESP nobody listens for (a refused connection) ...
+    user = make_user()
+    settings.ANYMAIL = {**settings.ANYMAIL, "POSTMARK_API_URL": "http://127.0.0.1:1/"}
+    refused = send_email(kind=EmailKind.ORDER_STATUS, user_id=user.pk, context=ORDER_CONTEXT)
+    drain(broker, worker)
+    # ... and one to an ESP answering 503
+    settings.ANYMAIL = {**settings.ANYMAIL, "POSTMARK_API_URL": postmark.url_for("/")}
+    postmark.expect_request("/email", method="POST").respond_with_response(
+        Response("Service Unavailable", status=503))
+    unavailable = send_email(kind=EmailKind.ORDER_STATUS, user_id=user.pk,
+                             context=ORDER_CONTEXT)
+    drain(broker, worker)
+
+    # Then their failed-job records tell them apart by the types of the cause chain and
+    # the HTTP status; before, both said only "ESP error AnymailRequestsAPIError" and the
+    # scrubber had turned urllib3's exception names into [secret]
+    for log in (refused, unavailable):
+        log.refresh_from_db()
+        assert_in_failed_jobs(log, "EmailDeliveryError")
+    no_route = FailedJob.objects.get(message_id=refused.message_id)
+    down = FailedJob.objects.get(message_id=unavailable.message_id)
+    assert ("AnymailRequestsAPIError <- requests.exceptions.ConnectionError <- "
+            "urllib3.exceptions.MaxRetryError" in no_route.exception_message)
+    assert ("urllib3.exceptions.NewConnectionError <- ConnectionRefusedError"
+            in no_route.exception_message)
+    assert "[secret]" not in no_route.exception_message
+    assert "anymail.exceptions.AnymailRequestsAPIError (HTTP 503)" in down.exception_message
+    assert "requests.exceptions" not in down.exception_message
+    for job in (no_route, down):
+        assert job.traceback.startswith("Exception chain: ")
+        assert "ada@example.test" not in job.exception_message + job.traceback
+
+
+@pytest.mark.django_db(transaction=True)
 def test_delivery_is_idempotent_and_skips_an_address_suppressed_meanwhile(broker, worker):
     # Given a queued email whose address is suppressed before the worker gets to it
     user = make_user()

@@ -227,8 +227,8 @@ def test_the_unsubscribe_link_works_once_and_is_audited(client, broker, worker):
     preference = EmailPreference.objects.get(user=user)
     assert (preference.marketing, preference.digest) == (False, False)
     [entry] = AuditLog.objects.filter(action="email.consent_changed")
-    assert (entry.resource_type, entry.resource_id, entry.actor_id) == ("marketplace.user", str(user.pk),
-                                                                        user.pk)
+    assert (entry.resource_type, entry.resource_id, entry.actor_id) == (
+        "marketplace.user", str(user.pk), user.pk)
     assert entry.metadata == {"marketing": False, "digest": False, "via": "unsubscribe_link"}
     # The same link does not work a second time
     assert client.post(path, data="List-Unsubscribe=One-Click",

@@ -86,6 +86,68 @@ def test_hourly_schedule_across_spring_forward_has_no_duplicate_instant():
                            "03-08 04:30 EDT"]
 
 
+def utc(instants: list[datetime]) -> list[str]:
+    return [i.strftime("%H:%MZ") for i in instants]
+
+
+def gaps_minutes(instants: list[datetime]) -> set[float]:
+    return {(b - a).total_seconds() / 60 for a, b in zip(instants, instants[1:], strict=False)}
+
+
+# Interval schedules (hour field a wildcard or a step) keep their interval through both
+# DST changes; fixed-time schedules run once (the tests above). The Vixie cron/cronie rule.
+
+def test_hourly_schedule_keeps_its_interval_through_fall_back():
+    # Before the fix: 04:30Z, 05:30Z, 07:30Z — silent for two hours.
+    runs = fires("30 * * * *", "America/Toronto", datetime(2026, 11, 1, 3, 0, tzinfo=UTC), 5)
+
+    assert utc(runs) == ["03:30Z", "04:30Z", "05:30Z", "06:30Z", "07:30Z"]
+    assert local(runs) == ["10-31 23:30 EDT", "11-01 00:30 EDT", "11-01 01:30 EDT",
+                           "11-01 01:30 EST", "11-01 02:30 EST"]
+
+
+def test_hourly_schedule_keeps_its_interval_through_spring_forward():
+    runs = fires("30 * * * *", "America/Toronto", datetime(2026, 3, 8, 4, 0, tzinfo=UTC), 5)
+
+    assert utc(runs) == ["04:30Z", "05:30Z", "06:30Z", "07:30Z", "08:30Z"]
+    assert gaps_minutes(runs) == {60}
+
+
+@pytest.mark.parametrize("start", [datetime(2026, 11, 1, 3, 50, tzinfo=UTC),
+                                   datetime(2026, 3, 8, 5, 50, tzinfo=UTC)],
+                         ids=["fall-back", "spring-forward"])
+def test_every_fifteen_minutes_never_gaps_or_repeats(start):
+    runs = fires("*/15 * * * *", "America/Toronto", start, 16)
+
+    assert gaps_minutes(runs) == {15}
+
+
+def test_a_scheduler_started_in_the_first_pass_of_the_repeated_hour_runs_the_second():
+    # 01:50 EDT: the EST pass of 01:00–01:45 is still ahead, and an interval schedule runs it.
+    started = datetime(2026, 11, 1, 5, 50, tzinfo=UTC)
+
+    assert local(fires("*/15 * * * *", "America/Toronto", started, 2)) == [
+        "11-01 01:00 EST", "11-01 01:15 EST"]
+
+
+def test_hour_step_schedule_follows_the_wall_clock_hours_through_both_changes():
+    spring = fires("0 */2 * * *", "America/Toronto", datetime(2026, 3, 8, 4, tzinfo=UTC), 3)
+    fall = fires("0 */2 * * *", "America/Toronto", datetime(2026, 11, 1, 3, tzinfo=UTC), 3)
+
+    # 02:00 does not exist on spring-forward day: it runs at 03:00 EDT, once.
+    assert local(spring) == ["03-08 00:00 EST", "03-08 03:00 EDT", "03-08 04:00 EDT"]
+    # The repeated hour (01:xx) matches no even hour: 00:00 EDT, then 02:00 EST.
+    assert local(fall) == ["11-01 00:00 EDT", "11-01 02:00 EST", "11-01 04:00 EST"]
+
+
+def test_fixed_time_schedules_still_run_once_across_both_changes():
+    fall = fires("30 1 * * *", "America/Toronto", datetime(2026, 10, 31, 12, tzinfo=UTC), 2)
+    spring = fires("30 2 * * *", "America/Toronto", datetime(2026, 3, 7, 12, tzinfo=UTC), 2)
+
+    assert local(fall) == ["11-01 01:30 EDT", "11-02 01:30 EST"]
+    assert local(spring) == ["03-08 03:30 EDT", "03-09 02:30 EDT"]
+
+
 def test_utc_schedule_fires_in_utc():
     runs = fires("0 2 * * *", "UTC", datetime(2026, 3, 7, 12, tzinfo=UTC), 3)
 

@@ -1,0 +1,49 @@
+"""The email hot paths' plain SQL (notifications.services.sql) is tied to the models: a
+field added to EmailLog, or a column renamed, fails here instead of in production."""
+
+import pytest
+from django.db import connection, models
+
+from marketplace.models import User
+from notifications.models import EmailLog, EmailPreference
+from notifications.services import sql
+
+
+def columns(model) -> set[str]:
+    return {field.column for field in model._meta.concrete_fields}
+
+
+def required_columns(model) -> set[str]:
+    """Columns an INSERT must set: not null and without a database default."""
+    return {field.column for field in model._meta.concrete_fields
+            if not field.null and not field.primary_key
+            and field.db_default is models.NOT_PROVIDED}
+
+
+def test_every_column_the_sql_names_exists():
+    assert set(sql.RECIPIENT_USER_COLUMNS) <= columns(User)
+    assert set(sql.CLAIM_USER_COLUMNS) <= columns(User)
+    assert set(sql.PREFERENCE_COLUMNS) <= columns(EmailPreference)
+    for names in (sql.INSERT_COLUMNS, sql.CLAIM_RETURNING, sql.FINISH_COLUMNS):
+        assert set(names) <= columns(EmailLog), names
+
+
+def test_the_insert_sets_every_column_that_has_no_null_or_database_default():
+    assert required_columns(EmailLog) == set(sql.INSERT_COLUMNS)
+
+
+def test_the_claim_reads_every_column_a_rendered_email_needs():
+    # What render_email and the unsubscribe link read of the user; what the outcome
+    # update and the retry read of the row.
+    assert {"email", "first_name", "preferred_language"} <= set(sql.CLAIM_USER_COLUMNS)
+    assert {"id", "kind", "context", "language", "attempts", "user_id"} <= set(
+        sql.CLAIM_RETURNING)
+
+
+@pytest.mark.django_db
+def test_the_statements_match_the_live_schema():
+    # The columns are real in the migrated database, not only in the models.
+    with connection.cursor() as cursor:
+        live = {column.name for column in connection.introspection.get_table_description(
+            cursor, EmailLog._meta.db_table)}
+    assert set(sql.INSERT_COLUMNS) | set(sql.CLAIM_RETURNING) | set(sql.FINISH_COLUMNS) <= live
