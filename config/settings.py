@@ -90,7 +90,7 @@ MIDDLEWARE = [
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
-    "jobs.ratelimit.RateLimitMiddleware",
+    "jobs.http.RateLimitMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -121,6 +121,9 @@ DATABASES = {
 DATABASES["default"]["HOST"] = unquote(DATABASES["default"].get("HOST", ""))
 DATABASES["default"]["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
 DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+# A database that does not answer must not hang a worker or a probe for minutes.
+DATABASES["default"].setdefault("OPTIONS", {})["connect_timeout"] = env.int(
+    "DB_CONNECT_TIMEOUT", default=5)
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 AUTH_USER_MODEL = "marketplace.User"
@@ -156,6 +159,18 @@ REDIS_CA_FILE = env.str("REDIS_CA_FILE", default="")
 REDIS_OPTIONS = redis_connection_options(REDIS_URL, ca_file=REDIS_CA_FILE or None)
 
 DRAMATIQ_NAMESPACE = env.str("DRAMATIQ_NAMESPACE", default="jobsite")
+# Recovery (jobs.recovery): a worker whose heartbeat is older than the timeout is dead and
+# its in-flight messages go back to the head of their queues; every worker process writes
+# its heartbeat and runs that recovery every BROKER_MAINTENANCE_SECONDS (0: off, tests).
+# Bound: a killed worker's messages run again within timeout + maintenance period.
+BROKER_HEARTBEAT_TIMEOUT_SECONDS = env.float("BROKER_HEARTBEAT_TIMEOUT_SECONDS", default=15)
+BROKER_MAINTENANCE_SECONDS = env.float("BROKER_MAINTENANCE_SECONDS", default=5)
+# A message whose worker died this many times while running it is not run again.
+JOB_MAX_WORKER_CRASHES = env.int("JOB_MAX_WORKER_CRASHES", default=3)
+# Records of stateful actors unfinished this long with no message in Redis are re-driven,
+# checked this often (by one worker process of the cluster).
+REDRIVE_AFTER_SECONDS = env.float("REDRIVE_AFTER_SECONDS", default=60)
+REDRIVE_EVERY_SECONDS = env.float("REDRIVE_EVERY_SECONDS", default=30)
 # Always explicit: without "MIDDLEWARE" django-dramatiq's broker gets none at all, and its
 # default list names a Prometheus class dramatiq 2 moved. AdminMiddleware (a DB row per
 # message) stays off: it caps throughput far below the email target. The order matters
@@ -165,9 +180,12 @@ DRAMATIQ_NAMESPACE = env.str("DRAMATIQ_NAMESPACE", default="jobsite")
 DRAMATIQ_MIDDLEWARE = [
     "jobs.middleware.execution.JobExecution",
     "jobs.middleware.stats.JobStatsMiddleware",
+    "jobs.middleware.recovery.WorkerRecovery",
+    "jobs.middleware.database.DatabaseOutageGate",
     "dramatiq.middleware.AgeLimit",
     "dramatiq.middleware.TimeLimit",
     "dramatiq.middleware.Retries",
+    "jobs.middleware.database.DatabaseOutageRetries",
     "dramatiq.middleware.CurrentMessage",
     "jobs.middleware.connections.DatabaseConnections",
     "jobs.middleware.schedule_lock.ScheduleRunLock",
@@ -175,7 +193,8 @@ DRAMATIQ_MIDDLEWARE = [
 DRAMATIQ_BROKER = {
     # Dramatiq's RedisBroker, plus dead-lettering of messages that cannot be decrypted.
     "BROKER": "jobs.broker.JobsiteRedisBroker",
-    "OPTIONS": {"namespace": DRAMATIQ_NAMESPACE, **REDIS_OPTIONS},
+    "OPTIONS": {"namespace": DRAMATIQ_NAMESPACE, **REDIS_OPTIONS,
+                "heartbeat_timeout": int(BROKER_HEARTBEAT_TIMEOUT_SECONDS * 1000)},
     "MIDDLEWARE": DRAMATIQ_MIDDLEWARE,
 }
 DRAMATIQ_TASKS_DATABASE = "default"
@@ -306,12 +325,15 @@ LOGGING = {
     "formatters": {"json": {"()": "jobs.logging.JsonFormatter"}},
     # Dramatiq logs failed messages with their arguments and exception text: scrubbed.
     # Django's request log lines quote URLs, and email links carry tokens in theirs.
+    # Every record's exception text is scrubbed: it may quote a request body.
     "filters": {"scrub_dramatiq": {"()": "jobs.scrub.DramatiqLogFilter"},
-                "scrub_requests": {"()": "jobs.scrub.RequestLogFilter"}},
+                "scrub_requests": {"()": "jobs.scrub.RequestLogFilter"},
+                "scrub_exceptions": {"()": "jobs.scrub.ExceptionTextFilter"}},
     # In Dramatiq worker processes INFO lines are written in batches at least every
     # LOG_FLUSH_SECONDS, WARNING and above at once (jobs.logging.BufferedStreamHandler).
     "handlers": {"stderr": {"class": "jobs.logging.BufferedStreamHandler", "formatter": "json",
-                            "filters": ["scrub_dramatiq", "scrub_requests"],
+                            "filters": ["scrub_dramatiq", "scrub_requests",
+                                        "scrub_exceptions"],
                             "flush_interval": env.float("LOG_FLUSH_SECONDS", default=0.2)}},
     "root": {"handlers": ["stderr"], "level": LOG_LEVEL},
     "loggers": {

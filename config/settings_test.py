@@ -10,6 +10,9 @@ os.environ.setdefault("DEBUG", "true")
 os.environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
 os.environ["EMAIL_ESP"] = "test"
 os.environ.setdefault("DRAMATIQ_NAMESPACE", "jobsite-test")
+# Worker maintenance (heartbeats, recovery, re-drive) off in the suite's in-process workers;
+# the recovery tests start real worker processes with it on.
+os.environ.setdefault("BROKER_MAINTENANCE_SECONDS", "0")
 # Basic auth of the ESP webhooks under test (a test-only value, not a secret).
 os.environ.setdefault("ANYMAIL_WEBHOOK_SECRET", "esp-webhook:test-only-password")
 

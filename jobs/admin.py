@@ -97,8 +97,8 @@ class FailedJobAdmin(admin.ModelAdmin):
     def retry_selected(self, request, queryset):
         result = services.failed_jobs_retry(failed_jobs=queryset, user=request.user)
         if result.retried:
-            self.message_user(request, f"Re-enqueued {len(result.retried)} job(s).",
-                              messages.SUCCESS)
+            self.message_user(request, f"Retried {len(result.retried)} job(s): a worker does "
+                                       "their work again.", messages.SUCCESS)
         for job, reason in result.skipped:
             self.message_user(request, f"Not retried: {job} ({reason}).", messages.WARNING)
 

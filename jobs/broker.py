@@ -26,13 +26,13 @@ from jobs.encryption import UndecryptableMessage, envelope_ids
 logger = logging.getLogger("jobs.broker")
 
 
-class _Ack:
-    """One thread's acknowledgement, waiting to be sent or sending its group."""
+class _Waiter:
+    """One thread's command, waiting to be sent or sending its group."""
 
-    __slots__ = ("redis_message_id", "lead", "error", "_woken")
+    __slots__ = ("item", "lead", "error", "_woken")
 
-    def __init__(self, redis_message_id: str) -> None:
-        self.redis_message_id = redis_message_id
+    def __init__(self, item) -> None:
+        self.item = item
         self.lead = False  # this thread sends the next group
         self.error: BaseException | None = None
         self._woken = threading.Lock()
@@ -45,40 +45,36 @@ class _Ack:
         self._woken.release()
 
 
-class AckGroup:
-    """Acknowledge messages in groups: one Redis round trip for the acks of many threads.
+class RoundTripGroup:
+    """Send the Redis commands of many threads in one round trip.
 
-    Dramatiq's worker threads each acknowledge their message with a call of the broker's
-    ``dispatch`` script and wait for the reply, a round trip per job. Here a thread that
-    acknowledges while another group is on its way waits; when that round trip is back,
-    the first waiting thread sends every waiting ack in one pipeline (each still the same
-    ``ack`` call of the script, so Redis does exactly what it did) and wakes the others.
-    Each thread returns only once Redis has its ack, and raises its own error if that
-    failed, as with Dramatiq's: delivery guarantees do not change. A thread acknowledging
-    alone sends alone, at once.
+    A thread whose command comes while another group is on its way waits; when that round
+    trip is back, the first waiting thread sends every waiting command in one pipeline
+    and wakes the others. Each thread returns only once Redis has its command, and raises
+    its own error if that failed: what each thread is promised does not change, only the
+    number of round trips. A thread sending alone sends alone, at once. Subclasses say
+    what one group is (:meth:`_execute`).
     """
 
-    def __init__(self, broker: RedisBroker, queue_name: str) -> None:
-        self.broker = broker
-        self.queue_name = queue_name
+    def __init__(self) -> None:
         self._lock = threading.Lock()
-        self._waiting: list[_Ack] = []
+        self._waiting: list[_Waiter] = []
         self._sending = False
 
-    def ack(self, redis_message_id: str) -> None:
-        item = _Ack(redis_message_id)
+    def submit(self, item) -> None:
+        waiter = _Waiter(item)
         with self._lock:
-            self._waiting.append(item)
+            self._waiting.append(waiter)
             if not self._sending:
-                self._sending = item.lead = True
-        if not item.lead:
-            item.wait()  # woken once its ack is done, or to send the next group
-        if item.lead:
-            self._send(item)
-        if item.error is not None:
-            raise item.error
+                self._sending = waiter.lead = True
+        if not waiter.lead:
+            waiter.wait()  # woken once its command is done, or to send the next group
+        if waiter.lead:
+            self._send(waiter)
+        if waiter.error is not None:
+            raise waiter.error
 
-    def _send(self, leader: _Ack) -> None:
+    def _send(self, leader: _Waiter) -> None:
         with self._lock:
             group, self._waiting = self._waiting, []
         try:
@@ -90,27 +86,49 @@ class AckGroup:
                     self._waiting[0].wake()
                 else:
                     self._sending = False
-            for item in group:
-                if item is not leader:
-                    item.wake()
+            for waiter in group:
+                if waiter is not leader:
+                    waiter.wake()
 
-    def _execute(self, group: list[_Ack]) -> None:
+    def _execute(self, group: list[_Waiter]) -> None:
+        """Send ``group`` in one round trip; set each waiter's ``error`` if its failed."""
+        raise NotImplementedError
+
+
+class AckGroup(RoundTripGroup):
+    """Acknowledge messages in groups: one Redis round trip for the acks of many threads.
+
+    Dramatiq's worker threads each acknowledge their message with a call of the broker's
+    ``dispatch`` script and wait for the reply, a round trip per job. Here each group is
+    one pipeline of the same ``ack`` calls of the script, so Redis does exactly what it
+    did, and delivery guarantees do not change.
+    """
+
+    def __init__(self, broker: RedisBroker, queue_name: str) -> None:
+        super().__init__()
+        self.broker = broker
+        self.queue_name = queue_name
+
+    def ack(self, redis_message_id: str) -> None:
+        self.submit(redis_message_id)
+
+    def _execute(self, group: list[_Waiter]) -> None:
         try:
             results = self.broker.dispatch_many(
-                [("ack", self.queue_name, (item.redis_message_id,)) for item in group])
+                [("ack", self.queue_name, (waiter.item,)) for waiter in group])
         except Exception as error:
             results = [error] * len(group)
         except BaseException:
             # This thread was interrupted (a time limit's asynchronous exception): the
             # others' acks are unconfirmed, and Dramatiq's worker retries on this error.
-            for item in group:
-                item.error = ConnectionClosed(RuntimeError("acknowledgement interrupted"))
+            for waiter in group:
+                waiter.error = ConnectionClosed(RuntimeError("acknowledgement interrupted"))
             raise
-        for item, result in zip(group, results, strict=True):
+        for waiter, result in zip(group, results, strict=True):
             if isinstance(result, redis.ConnectionError):
-                item.error = ConnectionClosed(result)  # what Dramatiq's worker retries
+                waiter.error = ConnectionClosed(result)  # what Dramatiq's worker retries
             elif isinstance(result, Exception):
-                item.error = result
+                waiter.error = result
 
 
 class JobsiteRedisConsumer(_RedisConsumer):

@@ -10,6 +10,10 @@ place of each middleware decides what it sees:
 - ``jobs.E003``: ``ScheduleRunLock`` last: its after-hooks run first, while the worker
   thread's database connection is still open (``DatabaseConnections`` closes it).
 - ``jobs.E004``: every middleware the platform relies on is listed once.
+- ``jobs.E005``: ``DatabaseOutageGate`` before ``TimeLimit``: a job held while the database
+  is unreachable must not have its time limit running.
+- ``jobs.E006``: ``DatabaseOutageRetries`` after ``Retries``: its after-hook must run
+  before Retries counts the attempt.
 - ``jobs.W001``: staff actions on the platform are announced (``jobs.signals``) with no
   receiver: nothing would audit them (the ``audit`` app is not installed).
 """
@@ -21,10 +25,14 @@ EXECUTION = "jobs.middleware.execution.JobExecution"
 STATS = "jobs.middleware.stats.JobStatsMiddleware"
 RETRIES = "dramatiq.middleware.Retries"
 SCHEDULE_LOCK = "jobs.middleware.schedule_lock.ScheduleRunLock"
+TIME_LIMIT = "dramatiq.middleware.TimeLimit"
+OUTAGE_GATE = "jobs.middleware.database.DatabaseOutageGate"
+OUTAGE_RETRIES = "jobs.middleware.database.DatabaseOutageRetries"
 REQUIRED = (
-    EXECUTION, STATS, "dramatiq.middleware.AgeLimit", "dramatiq.middleware.TimeLimit",
-    RETRIES, "dramatiq.middleware.CurrentMessage",
-    "jobs.middleware.connections.DatabaseConnections", SCHEDULE_LOCK,
+    EXECUTION, STATS, "jobs.middleware.recovery.WorkerRecovery", OUTAGE_GATE,
+    "dramatiq.middleware.AgeLimit", TIME_LIMIT, RETRIES, OUTAGE_RETRIES,
+    "dramatiq.middleware.CurrentMessage", "jobs.middleware.connections.DatabaseConnections",
+    SCHEDULE_LOCK,
 )
 _HINT = "Keep DRAMATIQ_BROKER['MIDDLEWARE'] in the order config/settings.py lists."
 
@@ -57,6 +65,16 @@ def middleware_order_errors(middleware: list[str]) -> list[checks.CheckMessage]:
         errors.append(checks.Error(
             f"{STATS} must come after {EXECUTION} and before {RETRIES}, or a final failure "
             "is counted as a retry.", hint=_HINT, id="jobs.E002"))
+    if OUTAGE_GATE in names and TIME_LIMIT in names and (
+            names.index(OUTAGE_GATE) > names.index(TIME_LIMIT)):
+        errors.append(checks.Error(
+            f"{OUTAGE_GATE} must come before {TIME_LIMIT}: a job waiting for the database "
+            "would run out of time.", hint=_HINT, id="jobs.E005"))
+    if OUTAGE_RETRIES in names and RETRIES in names and (
+            names.index(OUTAGE_RETRIES) < names.index(RETRIES)):
+        errors.append(checks.Error(
+            f"{OUTAGE_RETRIES} must come after {RETRIES}, or attempts failed on a database "
+            "outage spend the retry budget.", hint=_HINT, id="jobs.E006"))
     if SCHEDULE_LOCK in names and names[-1] != SCHEDULE_LOCK:
         errors.append(checks.Error(
             f"{SCHEDULE_LOCK} must be the last Dramatiq middleware, so it records a run's "

@@ -22,16 +22,23 @@ from django.db import transaction
 
 def enqueue_on_commit(
     actor: dramatiq.Actor, *args: Any, _delay_ms: int | None = None, _using: str = "default",
-    **kwargs: Any,
+    _message_id: str | None = None, **kwargs: Any,
 ) -> str:
     """Send ``actor(*args, **kwargs)`` once the current transaction commits.
 
     Arguments must round-trip through JSON: ids and small values, never model instances.
+    ``_message_id`` gives the message an id chosen beforehand — a stateful actor's record
+    stores it in the same INSERT, so the record knows its message (``jobs.stateful``).
 
     Returns:
       The message id the message will carry.
     """
-    message = actor.message(*args, **kwargs)
+    if _message_id is None:
+        message = actor.message(*args, **kwargs)
+    else:
+        message = dramatiq.Message(queue_name=actor.queue_name, actor_name=actor.actor_name,
+                                   args=args, kwargs=kwargs, options={},
+                                   message_id=_message_id)
     return enqueue_message_on_commit(actor, message, delay_ms=_delay_ms, using=_using)
 
 

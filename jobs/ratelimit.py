@@ -4,7 +4,8 @@ Services call :func:`rate_limit_hit` before they enqueue work on someone's behal
 uploads per user per hour, emails per user per hour, pushes per user per hour). The check
 and the count are one Lua script, so concurrent callers can never exceed the limit
 between them. Over the limit the caller gets :class:`RateLimitExceeded`; views turn it
-into HTTP 429 with ``Retry-After`` (:class:`RateLimitMiddleware`).
+into HTTP 429 with ``Retry-After`` (``jobs.http``: the per-endpoint limits, and
+``RateLimitMiddleware`` for a service's limit reached inside a view).
 """
 
 import hashlib
@@ -14,7 +15,6 @@ from dataclasses import dataclass
 from functools import lru_cache
 
 import redis
-from django.http import HttpRequest, JsonResponse
 from redis.commands.core import Script
 
 from jobs.redis import get_redis, key
@@ -102,24 +102,3 @@ def rate_limit_reset(limit: RateLimit, subject: str | int) -> None:
     """Forget ``subject``'s hits (staff lifting a block, tests)."""
     get_redis().delete(_key(limit.purpose, subject))
 
-
-class RateLimitMiddleware:
-    """Django middleware: :class:`RateLimitExceeded` raised by a view becomes HTTP 429
-    with ``Retry-After``."""
-
-    def __init__(self, get_response):
-        self.get_response = get_response
-
-    def __call__(self, request: HttpRequest):
-        return self.get_response(request)
-
-    def process_exception(self, request: HttpRequest, exception: Exception):
-        if not isinstance(exception, RateLimitExceeded):
-            return None
-        response = JsonResponse(
-            {"error": "rate_limited", "purpose": exception.purpose,
-             "retry_after": exception.retry_after},
-            status=429,
-        )
-        response["Retry-After"] = str(exception.retry_after)
-        return response

@@ -182,6 +182,24 @@ class DramatiqLogFilter(logging.Filter):
         return True
 
 
+class ExceptionTextFilter(logging.Filter):
+    """Scrub the exception text of every log record, whatever its logger.
+
+    An exception's message may quote what it was given — a request body with an address,
+    a provider's reply — and a log line prints it in full. Installed on the log handler,
+    this formats the traceback once, through :func:`scrub`, and keeps only that text
+    (``exc_text``). Records without an exception pass unchanged, at no cost.
+    """
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.exc_info and record.exc_info[0] is not None:
+            record.exc_text = scrub(logging.Formatter().formatException(record.exc_info))
+            record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = scrub(record.exc_text)
+        return True
+
+
 # A URL path in a log message ("Not Found: /email/unsubscribe/<token>/", or the request
 # line of runserver's access log), up to its query string.
 _URL_PATH = re.compile(r"(?<![\w.])/[^\s\"'<>?]*(\?[^\s\"'<>]*)?")

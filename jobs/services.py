@@ -120,13 +120,19 @@ class FailedJobsRetryResult:
 
 @transaction.atomic
 def failed_jobs_retry(*, failed_jobs: Iterable[FailedJob], user: Any) -> FailedJobsRetryResult:
-    """Re-enqueue each failed job's original message with a fresh retry budget.
+    """Do each failed job's work again: its message again, with a fresh retry budget.
 
     The new message has the same actor, args, kwargs and job options (such as
     ``schedule_id``) and a new id, linked from the row. It is sent when the transaction
-    commits. Rows not in ``failed`` status, of an unknown actor, or whose payload no key
-    decrypts are skipped and reported.
+    commits. For a stateful actor (``jobs.stateful``) its record is first put back to its
+    first state in the same transaction — a failed email to ``queued`` — so the job sends
+    it again; a record with nothing left to do (already sent) is skipped. Rows not in
+    ``failed`` status, of an unknown actor, or whose payload no key decrypts are skipped
+    too; every skip is reported with its reason.
     """
+    from jobs.stateful import stateful_actors
+
+    stateful = stateful_actors()
     result = FailedJobsRetryResult()
     broker = dramatiq.get_broker()
     now = timezone.now()
@@ -144,6 +150,11 @@ def failed_jobs_retry(*, failed_jobs: Iterable[FailedJob], user: Any) -> FailedJ
             payload = decrypt_json(job.payload)
         except (InvalidToken, ValueError):
             result.skipped.append((job, "its arguments cannot be decrypted"))
+            continue
+        record = stateful.get(job.actor_name)
+        if record is not None and not record.prepare_retry(*payload["args"],
+                                                           **payload["kwargs"]):
+            result.skipped.append((job, "its work is already done, or its record is gone"))
             continue
         message = actor.message_with_options(
             args=tuple(payload["args"]), kwargs=payload["kwargs"], **payload["options"]

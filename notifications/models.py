@@ -53,7 +53,10 @@ class EmailLog(models.Model):
     )
     context = models.JSONField(default=dict, blank=True)
     language = models.CharField(max_length=2, blank=True)
-    message_id = models.CharField(max_length=64, blank=True)  # the Dramatiq message
+    # The Dramatiq message driving the row: chosen at insert, the current one once claimed.
+    message_id = models.CharField(max_length=64, blank=True)
+    # The worker (broker id) holding the "sending" claim: a dead one's claim is taken over.
+    claimed_by = models.CharField(max_length=64, blank=True)
     esp_message_id = models.CharField(max_length=255, blank=True, db_index=True)
     attempts = models.PositiveSmallIntegerField(default=0)
     # The exception class of the last failure: never its message, which may quote an address.

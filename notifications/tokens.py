@@ -27,6 +27,10 @@ class InvalidToken(Exception):
     """The token is malformed, tampered with, expired or already used."""
 
 
+class UsedToken(InvalidToken):
+    """A well-signed single-use token that was already used."""
+
+
 def _address_digest(email: str) -> str:
     return hashlib.sha256(email.strip().lower().encode()).hexdigest()[:16]
 
@@ -45,7 +49,11 @@ def email_verification_user(token: str) -> User:
         )
     except signing.BadSignature as exc:  # SignatureExpired is a subclass
         raise InvalidToken("The verification link is invalid or has expired.") from exc
-    user = User.objects.filter(pk=data.get("u")).first()
+    # Signed by us, but not necessarily by this code: a payload of another shape is invalid.
+    if not isinstance(data, dict) or not isinstance(data.get("u"), int) or isinstance(
+            data.get("u"), bool):
+        raise InvalidToken("The verification link is invalid or has expired.")
+    user = User.objects.filter(pk=data["u"]).first()
     if user is None or _address_digest(user.email) != data.get("e"):
         raise InvalidToken("The verification link is invalid or has expired.")
     return user

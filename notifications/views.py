@@ -26,7 +26,7 @@ from django.views.decorators.http import require_GET, require_http_methods
 from notifications import tokens
 from notifications.rendering import recipient_language
 from notifications.services.accounts import email_verify, password_reset_completed
-from notifications.services.consent import email_unsubscribe
+from notifications.services.consent import email_unsubscribe, unsubscribe_link_check
 
 
 @csrf_exempt
@@ -37,19 +37,19 @@ def unsubscribe(request: HttpRequest, token: str) -> HttpResponse:
     ``List-Unsubscribe-Post``. Mail clients post without a CSRF token, and the signed
     single-use token is the proof the request is genuine, so the view is CSRF-exempt.
     """
-    if request.method == "GET":
-        try:
-            tokens.unsubscribe_token_data(token)
-        except tokens.InvalidToken:
-            return render(request, "notifications/unsubscribe.html", {"state": "invalid"},
-                          status=400)
-        return render(request, "notifications/unsubscribe.html", {"state": "confirm"})
     try:
-        email_unsubscribe(token=token)
+        if request.method == "GET":
+            unsubscribe_link_check(token=token)
+        else:
+            email_unsubscribe(token=token)
+    except tokens.UsedToken:
+        return render(request, "notifications/unsubscribe.html", {"state": "used"},
+                      status=400)
     except tokens.InvalidToken:
         return render(request, "notifications/unsubscribe.html", {"state": "invalid"},
                       status=400)
-    return render(request, "notifications/unsubscribe.html", {"state": "done"})
+    state = "confirm" if request.method == "GET" else "done"
+    return render(request, "notifications/unsubscribe.html", {"state": state})
 
 
 @never_cache

@@ -38,6 +38,9 @@ class QueueDepth:
     delayed: int  # retries and delayed sends waiting for their time
     dead: int  # dead-lettered (kept by the broker for its dead-message TTL)
     oldest_age_seconds: float | None  # of the oldest ready message; None when empty
+    # In flight on workers whose heartbeat is older than the broker's heartbeat timeout:
+    # dead, their messages not recovered yet (jobs.recovery does it within seconds).
+    orphaned: int = 0
 
 
 def broker_queue_names() -> list[str]:
@@ -69,7 +72,9 @@ def queue_depths(
         pipe.hlen(f"{base}.DQ.msgs")
         pipe.zcard(f"{base}.XQ")
         pipe.lindex(base, 0)
+    pipe.zrangebyscore(f"{namespace}:__heartbeats__", 0, now * 1000 - _heartbeat_timeout_ms())
     replies = pipe.execute()
+    dead_workers = [w.decode() for w in replies.pop()]
     heads: dict[str, bytes] = {}
     counts: dict[str, tuple[int, int, int, int]] = {}
     for index, queue in enumerate(queues):
@@ -78,14 +83,24 @@ def queue_depths(
         if head is not None:
             heads[queue] = head
     oldest: dict[str, float] = {}
-    if heads:
+    orphaned: dict[str, int] = {}
+    if heads or dead_workers:
         pipe = client.pipeline(transaction=False)
         for queue, head in heads.items():
             pipe.hget(f"{namespace}:{queue}.msgs", head)
-        for queue, data in zip(heads, pipe.execute(), strict=True):
+        for worker in dead_workers:
+            for queue in queues:
+                pipe.scard(f"{namespace}:__acks__.{worker}.{queue}")
+                pipe.scard(f"{namespace}:__acks__.{worker}.{queue}.DQ")
+        replies = pipe.execute()
+        for queue, data in zip(heads, replies[:len(heads)], strict=True):
             due_ms = _message_due_ms(data)
             if due_ms is not None:
                 oldest[queue] = max(0.0, now - due_ms / 1000)
+        rest = iter(replies[len(heads):])
+        for _worker in dead_workers:
+            for queue in queues:
+                orphaned[queue] = orphaned.get(queue, 0) + next(rest) + next(rest)
     return {
         queue: QueueDepth(
             queue_name=queue,
@@ -94,9 +109,17 @@ def queue_depths(
             delayed=delayed,
             dead=dead,
             oldest_age_seconds=oldest.get(queue),
+            orphaned=orphaned.get(queue, 0),
         )
         for queue, (ready, held, delayed, dead) in counts.items()
     }
+
+
+def _heartbeat_timeout_ms() -> int:
+    try:
+        return int(dramatiq.get_broker().heartbeat_timeout)
+    except Exception:  # not a Redis broker: Dramatiq's default
+        return 60_000
 
 
 def _message_due_ms(data: bytes | None) -> float | None:
@@ -140,10 +163,7 @@ def live_workers(
     """
     client = client or get_redis()
     namespace = namespace or current_namespace()
-    try:
-        timeout_ms = dramatiq.get_broker().heartbeat_timeout
-    except Exception:  # not a Redis broker: Dramatiq's default
-        timeout_ms = 60_000
+    timeout_ms = _heartbeat_timeout_ms()
     now_ms = (time.time() if now is None else now) * 1000
     registered = client.hgetall(workers_key())
     if not registered:

@@ -99,12 +99,16 @@ def check_queues(client: redis.Redis) -> dict[str, Any]:
             problems.append(f"backlog {depth.ready} > {max_backlog}")
         if depth.oldest_age_seconds is not None and depth.oldest_age_seconds > max_age:
             problems.append(f"oldest message {depth.oldest_age_seconds:.0f} s > {max_age:.0f} s")
+        if depth.orphaned:
+            problems.append(f"{depth.orphaned} in-flight message(s) of dead workers not yet "
+                            "recovered")
         queues[name] = {
             "ok": not problems,
             "ready": depth.ready,
             "in_flight": depth.in_flight,
             "delayed": depth.delayed,
             "dead": depth.dead,
+            "orphaned": depth.orphaned,
             "oldest_age_seconds": (
                 None if depth.oldest_age_seconds is None else round(depth.oldest_age_seconds, 1)
             ),
@@ -149,6 +153,41 @@ def check_scheduler(client: redis.Redis) -> dict[str, Any]:
     }
 
 
+# How long health keeps reporting a Redis data loss after it was recovered.
+DATA_LOSS_REPORT_SECONDS = 24 * 3600
+
+
+def check_redis_data(client: redis.Redis) -> dict[str, Any]:
+    """Whether Redis still holds the data PostgreSQL knows it had (``jobs.recovery``): its
+    epoch token. Not ok while Redis lacks it (data lost, recovery pending); a recovered
+    loss stays in the report, as a warning, for a day."""
+    from jobs.models import BrokerEpoch
+    from jobs.recovery import epoch_key
+
+    try:
+        token = client.get(epoch_key())
+        latest = BrokerEpoch.objects.order_by("-pk").first()
+    except Exception as exc:
+        return {"ok": False, "error": _error(exc)}
+    finally:
+        connections["default"].close()
+    if latest is None:
+        return {"ok": True, "status": "no epoch yet (no worker has started)"}
+    if token is None:
+        return {"ok": False, "status": "data lost", "error": "Redis lost its data; "
+                "recovery pending (a worker re-drives unfinished work within seconds)"}
+    result: dict[str, Any] = {"ok": True, "status": "ok"}
+    lost = (BrokerEpoch.objects.filter(data_lost_at__isnull=False).order_by("-pk").first())
+    connections["default"].close()
+    if lost is not None and (time.time() - lost.data_lost_at.timestamp()
+                             < DATA_LOSS_REPORT_SECONDS):
+        result.update(status="recovered from data loss",
+                      data_lost_at=lost.data_lost_at.isoformat(), redriven=lost.redriven,
+                      warning=f"Redis lost its data at {lost.data_lost_at:%Y-%m-%d %H:%M} "
+                              f"UTC; {lost.redriven} unfinished job(s) re-driven")
+    return result
+
+
 def check_clamd() -> dict[str, Any]:
     address = settings.CLAMD_ADDRESS
     if not address:
@@ -183,6 +222,7 @@ def readiness_report() -> dict[str, Any]:
     checks: dict[str, Callable[[], dict[str, Any]]] = {
         "database": check_database,
         "redis": lambda: check_redis(client),
+        "redis_data": lambda: check_redis_data(client),
         "queues": lambda: check_queues(client),
         "workers": lambda: check_workers(client),
         "scheduler": lambda: check_scheduler(client),
@@ -205,5 +245,6 @@ def readiness_report() -> dict[str, Any]:
         pool.shutdown(wait=False, cancel_futures=True)
         client.close()
     failing = sorted(name for name, result in results.items() if not result["ok"])
+    warnings = [result["warning"] for result in results.values() if result.get("warning")]
     return {"status": "ready" if not failing else "not ready", "failing": failing,
-            "checks": results}
+            "warnings": warnings, "checks": results}

@@ -16,6 +16,22 @@ def unsubscribe_url(preference: EmailPreference) -> str:
     return settings.SITE_URL.rstrip("/") + path
 
 
+def unsubscribe_link_check(*, token: str) -> None:
+    """Whether an unsubscribe link can still be used; changes nothing (for the GET page).
+
+    Raises:
+      tokens.UsedToken: it was used already.
+      tokens.InvalidToken: it is forged or malformed, or its user is gone.
+    """
+    user_id, nonce = tokens.unsubscribe_token_data(token)
+    current = (EmailPreference.objects.filter(user_id=user_id)
+               .values_list("unsubscribe_nonce", flat=True).first())
+    if current is None and not User.objects.filter(pk=user_id).exists():
+        raise tokens.InvalidToken("The unsubscribe link is invalid.")
+    if (current or 0) != nonce:
+        raise tokens.UsedToken("The unsubscribe link was already used.")
+
+
 def email_preference_update(*, user: User, marketing: bool | None = None,
                             digest: bool | None = None, via: str) -> EmailPreference:
     """Change a user's email consent and record the change in the audit log."""
@@ -49,7 +65,7 @@ def email_unsubscribe(*, token: str) -> EmailPreference:
             raise tokens.InvalidToken("The unsubscribe link is invalid.")
         preference, _ = EmailPreference.objects.select_for_update().get_or_create(user=user)
         if preference.unsubscribe_nonce != nonce:
-            raise tokens.InvalidToken("The unsubscribe link was already used.")
+            raise tokens.UsedToken("The unsubscribe link was already used.")
         preference.unsubscribe_nonce += 1
         preference.save(update_fields=["unsubscribe_nonce", "updated_at"])
         return email_preference_update(user=user, marketing=False, digest=False,

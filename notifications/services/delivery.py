@@ -10,14 +10,22 @@ every attempt, so a receiver or an ESP can drop a repeat.
 import hashlib
 import hmac
 import logging
-from datetime import timedelta
+import threading
+import time
+from collections.abc import Iterator
+from datetime import datetime, timedelta
 from email.utils import parseaddr
+from uuid import uuid4
 
+import dramatiq
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.utils import timezone
 
 from jobs.queues import PermanentError
+from jobs.recovery import heartbeat_timeout_ms
+from jobs.redis import get_redis, key
+from jobs.stateful import Unfinished
 from notifications import esp
 from notifications.kinds import KINDS, EmailContentError
 from notifications.models import EmailLog, EmailStatus, SuppressionReason
@@ -34,9 +42,21 @@ from notifications.services.suppression import suppression_add
 
 logger = logging.getLogger("notifications.services")
 
-# A claim this old belongs to a worker that died mid-send: an attempt cannot outlive the
-# actor's 2-minute time limit. The retries of a redelivered message span longer than this.
-SENDING_STALE_AFTER = timedelta(minutes=3)
+# A claim this old belongs to an attempt that is over: none outlives the actor's 2-minute
+# time limit. (A claim of a dead worker, or of this same message, is taken over at once.)
+SENDING_STALE_AFTER = timedelta(minutes=2, seconds=30)
+# An email the provider accepted but whose row could not say so (the database went away)
+# is noted in Redis this long, so the next attempt records it instead of sending it again.
+SENT_MARK_TTL_SECONDS = 7 * 24 * 3600
+
+# Email rows this process is sending right now (a claim of ours that is not among them is
+# an attempt of ours that ended without recording its outcome).
+_sending_here: set[int] = set()
+_sending_lock = threading.Lock()
+
+
+def _sent_mark_key(email_log_id: int) -> str:
+    return key("email", "sent", email_log_id)
 
 
 class EmailDeliveryError(Exception):
@@ -69,14 +89,46 @@ def _build_message(log: EmailLog, address: str) -> EmailMultiAlternatives:
     return message
 
 
+def _worker_id() -> str:
+    return getattr(dramatiq.get_broker(), "broker_id", "") or ""
+
+
+def _worker_alive(broker_id: str) -> bool:
+    beat = get_redis().zscore(f"{dramatiq.get_broker().namespace}:__heartbeats__", broker_id)
+    return beat is not None and beat >= time.time() * 1000 - heartbeat_timeout_ms()
+
+
+def _claim(email_log_id: int, message_id: str) -> EmailLog | None:
+    """Claim the row (see ``sql.email_log_claim``), or take over a claim whose attempt is
+    over: one of this process's that is not sending now, or a dead worker's."""
+    worker = _worker_id()
+    stale = timezone.now() - SENDING_STALE_AFTER
+    log = sql.email_log_claim(email_log_id, message_id=message_id, stale_before=stale,
+                              worker=worker)
+    if log is not None:
+        return log
+    current = (EmailLog.objects.filter(pk=email_log_id, status=EmailStatus.SENDING)
+               .values_list("claimed_by", flat=True).first())
+    if not current:
+        return None
+    with _sending_lock:
+        ours_idle = current == worker and email_log_id not in _sending_here
+    if ours_idle or (current != worker and not _worker_alive(current)):
+        return sql.email_log_claim(email_log_id, message_id=message_id, stale_before=stale,
+                                   worker=worker, takeover=current)
+    return None
+
+
 def email_deliver(*, email_log_id: int, final_attempt: bool = False,
                   message_id: str = "") -> EmailLog | None:
     """Render and send the email of log row ``email_log_id`` (the actor's one service).
 
-    A claim older than the actor's time limit is stale (its worker died) and is taken
-    over; a fresh claim held by another delivery makes this one retry later. A row that is
-    sent, given up on or deleted is left alone. ``final_attempt`` marks the row
-    ``failed`` if this attempt fails.
+    A claim whose attempt is over (stale, of this same message, of a dead worker, or one of
+    this process's that ended without an outcome) is taken over; a claim another live
+    delivery holds makes this one retry later. A row that is sent, given up on or deleted is
+    left alone. A re-attempt first looks for the note an attempt leaves when the provider
+    accepted the email but the row could not be updated, and records that instead of
+    sending again. ``final_attempt`` marks the row ``failed`` if this attempt fails.
 
     Raises:
       PermanentError: the provider refused the recipient or the request; the row says
@@ -84,17 +136,19 @@ def email_deliver(*, email_log_id: int, final_attempt: bool = False,
       EmailDeliveryError: a transient failure (5xx, 429, network), or another delivery is
         sending this email right now; retried.
     """
-    log = sql.email_log_claim(email_log_id, message_id=message_id,
-                              stale_before=timezone.now() - SENDING_STALE_AFTER)
+    log = _claim(email_log_id, message_id)
     if log is None:
         current = EmailLog.objects.filter(pk=email_log_id).first()
         if current is not None and current.status == EmailStatus.SENDING:
-            # Another delivery holds a fresh claim (e.g. the broker redelivered the message
-            # of a worker that stopped heartbeating). Retry later: by then it is sent, or
-            # the claim is stale and this delivery takes over. Never drop it here.
+            # Another live delivery holds the claim (a duplicate of this work). Retry
+            # later: by then it is sent, or its claim is over and this one takes over.
             raise EmailDeliveryError(f"Email #{email_log_id} is being sent by another worker.")
         return current  # sent, given up on, or deleted: nothing to do
+    with _sending_lock:
+        _sending_here.add(log.pk)
     try:
+        if log.attempts > 1 and _record_if_already_sent(log):
+            return log
         error = _deliver_claimed(log, final_attempt=final_attempt)
     except BaseException as exc:
         # Anything unforeseen (a template bug, the time limit, a database blip) must not
@@ -102,9 +156,27 @@ def email_deliver(*, email_log_id: int, final_attempt: bool = False,
         log.last_error = type(exc).__name__
         email_outcome_record(log, EmailStatus.FAILED if final_attempt else EmailStatus.QUEUED)
         raise
+    finally:
+        with _sending_lock:
+            _sending_here.discard(log.pk)
     if error is not None:
         raise error from None
     return log
+
+
+def _record_if_already_sent(log: EmailLog) -> bool:
+    """A previous attempt's note that the provider accepted this email: record it sent."""
+    client = get_redis()
+    noted = client.get(_sent_mark_key(log.pk))
+    if noted is None:
+        return False
+    log.esp_message_id = noted.decode()
+    log.sent_at = timezone.now()
+    email_outcome_record(log, EmailStatus.SENT)
+    client.delete(_sent_mark_key(log.pk))
+    logger.info("email already sent: recorded, not sent again",
+                extra={"email_log_id": log.pk, "kind": log.kind})
+    return True
 
 
 def _deliver_claimed(log: EmailLog, *, final_attempt: bool) -> Exception | None:
@@ -142,5 +214,40 @@ def _deliver_claimed(log: EmailLog, *, final_attempt: bool) -> Exception | None:
             f"Email #{log.pk}: not sent ({exc.description}); attempt {log.attempts}.")
     log.sent_at = timezone.now()
     log.esp_message_id = esp_message_id
-    email_outcome_record(log, EmailStatus.SENT)
+    try:
+        email_outcome_record(log, EmailStatus.SENT)
+    except BaseException:
+        # Sent, but the row cannot say so: note it where the next attempt will look, so
+        # that attempt records it instead of sending the email a second time.
+        try:
+            get_redis().set(_sent_mark_key(log.pk), esp_message_id, ex=SENT_MARK_TTL_SECONDS)
+        except Exception:
+            logger.error("email sent but neither its row nor Redis could record it",
+                         extra={"email_log_id": log.pk})
+        raise
     return None
+
+
+# --- The platform's hooks (jobs.stateful) ----------------------------------------------------
+
+
+def emails_unfinished(cutoff: datetime, limit: int) -> Iterator[Unfinished]:
+    """Emails queued or sending, last changed before ``cutoff``, oldest first: the rows the
+    platform re-drives when their message is not in Redis."""
+    rows = (EmailLog.objects.filter(status__in=[EmailStatus.QUEUED, EmailStatus.SENDING],
+                                    updated_at__lt=cutoff)
+            .order_by("pk").values_list("pk", "message_id")[:limit])
+    for pk, message_id in rows:
+        if not message_id:  # queued before rows knew their message: give it one
+            message_id = str(uuid4())
+            EmailLog.objects.filter(pk=pk, message_id="").update(message_id=message_id)
+        yield Unfinished(message_id=message_id, args=(pk,), kwargs={})
+
+
+def email_retry_prepare(email_log_id: int) -> bool:
+    """Staff retry a failed email: the row goes back to ``queued`` (its attempts and their
+    story stay), so the retried job sends it. False when it is not failed or rejected."""
+    return bool(EmailLog.objects.filter(
+        pk=email_log_id, status__in=[EmailStatus.FAILED, EmailStatus.REJECTED],
+    ).update(status=EmailStatus.QUEUED, last_error="", claimed_by="",
+             updated_at=timezone.now()))

@@ -4,6 +4,7 @@ ids, kinds and statuses only."""
 
 import logging
 from typing import Any
+from uuid import uuid4
 
 from django.core.exceptions import ValidationError
 from django.core.validators import validate_email
@@ -101,8 +102,10 @@ def send_email(*, kind: str, user_id: int, context: dict[str, Any] | None = None
     # savepoint=False: inside a caller's transaction this adds no SAVEPOINT round trips;
     # the row and the message still commit (or roll back) together.
     with transaction.atomic(savepoint=False):
+        # The row knows its message from the start (jobs.stateful): if the message never
+        # reaches Redis, or Redis loses it, the platform finds the row and sends it again.
+        log.message_id = str(uuid4())
         sql.email_log_insert_queued(log)
-        # The worker records the message id when it claims the row (no second write here).
-        enqueue_on_commit(send_email_task, log.pk)
+        enqueue_on_commit(send_email_task, log.pk, _message_id=log.message_id)
     logger.debug("email queued", extra={"email_log_id": log.pk, "kind": kind})
     return log

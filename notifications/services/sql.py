@@ -28,8 +28,11 @@ RECIPIENT_USER_COLUMNS = ("id", "email", "first_name", "preferred_language")
 PREFERENCE_COLUMNS = ("id", "marketing", "digest", "unsubscribe_nonce")
 #: Every EmailLog column a queued row is inserted with. The others are nullable.
 INSERT_COLUMNS = ("kind", "user_id", "status", "context", "language", "message_id",
-                  "esp_message_id", "attempts", "last_error", "created_at", "updated_at")
-#: What the claim returns of the row, and reads of its user (to render the email).
+                  "claimed_by", "esp_message_id", "attempts", "last_error", "created_at",
+                  "updated_at")
+#: What the claim writes, returns of the row, and reads of its user (to render the email).
+CLAIM_SETS = ("status", "attempts", "last_attempt_at", "updated_at", "claimed_by",
+              "message_id")
 CLAIM_RETURNING = ("id", "kind", "context", "language", "attempts", "message_id",
                    "created_at", "user_id", "last_error")
 CLAIM_USER_COLUMNS = ("id", "email", "first_name", "last_name", "preferred_language",
@@ -59,17 +62,22 @@ def _statements() -> dict[str, str]:
         ),
         "insert": (
             f"INSERT INTO {tables['log']} ({', '.join(INSERT_COLUMNS)}) "
-            "VALUES (%s, %s, %s, %s::jsonb, %s, '', '', 0, '', %s, %s) RETURNING id"
+            "VALUES (%s, %s, %s, %s::jsonb, %s, %s, '', '', 0, '', %s, %s) RETURNING id"
         ),
-        # Claim the row (queued → sending, or a stale sending claim) and read what
-        # rendering needs, in one round trip.
+        # Claim the row and read what rendering needs, in one round trip. Claimable:
+        # queued; or sending, when the claim is stale, belongs to this same message (its
+        # earlier attempt ended without recording an outcome: a retry, or a redelivery
+        # after its worker died), or belongs to the worker being taken over.
         "claim": (
             f"WITH claimed AS (UPDATE {tables['log']} SET status = %(sending)s, "
             "attempts = attempts + 1, last_attempt_at = %(now)s, updated_at = %(now)s, "
+            "claimed_by = %(worker)s, "
             "message_id = CASE WHEN %(message_id)s = '' THEN message_id "
             "ELSE %(message_id)s END "
             "WHERE id = %(id)s AND (status = %(queued)s "
-            "OR (status = %(sending)s AND last_attempt_at < %(stale)s)) "
+            "OR (status = %(sending)s AND (last_attempt_at < %(stale)s "
+            "OR (%(message_id)s <> '' AND message_id = %(message_id)s) "
+            "OR (%(takeover)s <> '' AND claimed_by = %(takeover)s)))) "
             f"RETURNING {', '.join(CLAIM_RETURNING)}) "
             f"SELECT {_columns('c', CLAIM_RETURNING)}, {_columns('u', CLAIM_USER_COLUMNS)}, "
             f"{_columns('p', PREFERENCE_COLUMNS)}, {suppressed} "
@@ -118,27 +126,29 @@ def recipient(user_id: int) -> Recipient | None:
 
 
 def email_log_insert_queued(log: EmailLog) -> None:
-    """INSERT ``log`` as a queued row; sets its pk."""
+    """INSERT ``log`` as a queued row, with the message id it will be sent under
+    (``log.message_id``); sets its pk."""
     with connection.cursor() as cursor:
         cursor.execute(_statements()["insert"],
                        [log.kind, log.user_id, EmailStatus.QUEUED.value,
-                        json.dumps(log.context), log.language, log.created_at,
-                        log.created_at])
+                        json.dumps(log.context), log.language, log.message_id,
+                        log.created_at, log.created_at])
         log.pk = cursor.fetchone()[0]
     log.status = EmailStatus.QUEUED
     log._state.adding = False
 
 
-def email_log_claim(email_log_id: int, *, message_id: str, stale_before: datetime
-                    ) -> EmailLog | None:
-    """Claim a queued (or stale ``sending``) row; ``None`` when it is not claimable.
+def email_log_claim(email_log_id: int, *, message_id: str, stale_before: datetime,
+                    worker: str = "", takeover: str = "") -> EmailLog | None:
+    """Claim the row for ``worker`` (a broker id); ``None`` when it is not claimable (see
+    the statement). ``takeover`` names a dead worker whose claim may be taken.
 
     Returns the row with its ``user``, and ``preference`` and ``suppressed`` attributes.
     """
     now = timezone.now()
     params = {"sending": EmailStatus.SENDING.value, "queued": EmailStatus.QUEUED.value,
               "now": now, "stale": stale_before, "message_id": message_id,
-              "id": email_log_id}
+              "id": email_log_id, "worker": worker, "takeover": takeover}
     with connection.cursor() as cursor:
         cursor.execute(_statements()["claim"], params)
         row = cursor.fetchone()

@@ -24,7 +24,8 @@ def test_every_column_the_sql_names_exists():
     assert set(sql.RECIPIENT_USER_COLUMNS) <= columns(User)
     assert set(sql.CLAIM_USER_COLUMNS) <= columns(User)
     assert set(sql.PREFERENCE_COLUMNS) <= columns(EmailPreference)
-    for names in (sql.INSERT_COLUMNS, sql.CLAIM_RETURNING, sql.FINISH_COLUMNS):
+    for names in (sql.INSERT_COLUMNS, sql.CLAIM_SETS, sql.CLAIM_RETURNING,
+                  sql.FINISH_COLUMNS):
         assert set(names) <= columns(EmailLog), names
 
 

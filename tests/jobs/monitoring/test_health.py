@@ -81,7 +81,8 @@ def test_ready_when_everything_is_up(client, broker, worker, redis_client):
     assert report["failing"] == []
     checks = report["checks"]
     assert {name: c["ok"] for name, c in checks.items()} == {
-        "database": True, "redis": True, "queues": True, "workers": True, "scheduler": True,
+        "database": True, "redis": True, "redis_data": True, "queues": True, "workers": True,
+        "scheduler": True,
         "clamd": True}
     assert checks["workers"]["live"] >= 1
     assert checks["scheduler"]["status"] == "running"
@@ -106,7 +107,7 @@ def test_stopped_redis_is_not_ready_and_no_secret_is_shown(client, settings, own
     report = json.loads(response.content)
     assert response.status_code == 503
     assert report["status"] == "not ready"
-    assert report["failing"] == ["queues", "redis", "workers"]
+    assert report["failing"] == ["queues", "redis", "redis_data", "workers"]
     assert report["checks"]["redis"] == {"ok": False, "error": "ConnectionError"}
     assert report["checks"]["database"] == {"ok": True}
     # the scheduler is optional by default: unknown, but not failing
@@ -269,4 +270,4 @@ def test_jobs_health_process_exit_codes(redis_client):
                              TEST_REDIS_URL=f"redis://127.0.0.1:{CLOSED_PORT}/0")
     assert result.returncode == 1
     assert "[FAIL] redis: error=ConnectionError" in result.stdout
-    assert "Not ready: queues, redis, workers" in result.stderr
+    assert "Not ready: queues, redis, redis_data, workers" in result.stderr
