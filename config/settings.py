@@ -234,11 +234,13 @@ HEALTH_MIN_WORKERS = env.int("HEALTH_MIN_WORKERS", default=1)
 HEALTH_REQUIRE_SCHEDULER = env.bool("HEALTH_REQUIRE_SCHEDULER", default=False)
 
 # --- Email ------------------------------------------------------------------------
-# EMAIL_ESP names an anymail ESP ("postmark", "amazon_ses", "sendgrid", ...); "console"
-# prints mail (development); "test" keeps it in memory (tests).
+# EMAIL_ESP names an anymail ESP ("postmark", "amazon_ses", "sendgrid", ...); "smtp" sends
+# through an SMTP relay (EMAIL_HOST, ...); "console" prints mail (development); "test"
+# keeps it in memory (tests).
 EMAIL_ESP = env.str("EMAIL_ESP", default="console")
 _EMAIL_BACKENDS = {
     "console": "django.core.mail.backends.console.EmailBackend",
+    "smtp": "django.core.mail.backends.smtp.EmailBackend",
     "test": "anymail.backends.test.EmailBackend",
     "postmark": "anymail.backends.postmark.EmailBackend",
     "amazon_ses": "anymail.backends.amazon_ses.EmailBackend",
@@ -250,6 +252,13 @@ if EMAIL_ESP not in _EMAIL_BACKENDS:
         f"EMAIL_ESP={EMAIL_ESP!r} is not one of: {', '.join(sorted(_EMAIL_BACKENDS))}"
     )
 EMAIL_BACKEND = _EMAIL_BACKENDS[EMAIL_ESP]
+# EMAIL_ESP=smtp: the relay. Port 587 with STARTTLS by default.
+EMAIL_HOST = env.str("EMAIL_HOST", default="localhost")
+EMAIL_PORT = env.int("EMAIL_PORT", default=587)
+EMAIL_HOST_USER = env.str("EMAIL_HOST_USER", default="")
+EMAIL_HOST_PASSWORD = env.str("EMAIL_HOST_PASSWORD", default="")
+EMAIL_USE_TLS = env.bool("EMAIL_USE_TLS", default=True)
+EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="Jobsite <no-reply@jobsite.local>")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 ANYMAIL = {

@@ -2,13 +2,17 @@
 
 Tests use Redis database 15 (``TEST_REDIS_URL`` overrides) so a run never touches the
 data of a developer's ``make run`` on database 0, and anymail's in-memory test backend.
+The suite's own ``probe`` app (``tests/probe``) gives the worker processes tests start
+actors that sleep, record their runs or kill their worker.
 """
 
 import os
 
 os.environ.setdefault("DEBUG", "true")
 os.environ["REDIS_URL"] = os.environ.get("TEST_REDIS_URL", "redis://127.0.0.1:6379/15")
-os.environ["EMAIL_ESP"] = "test"
+# anymail's in-memory test backend; processes a test starts may be given another
+# (TEST_EMAIL_ESP=smtp or postmark, to a server the test runs and counts sends on).
+os.environ["EMAIL_ESP"] = os.environ.get("TEST_EMAIL_ESP", "test")
 os.environ.setdefault("DRAMATIQ_NAMESPACE", "jobsite-test")
 # Worker maintenance (heartbeats, recovery, re-drive) off in the suite's in-process workers;
 # the recovery tests start real worker processes with it on.
@@ -30,3 +34,4 @@ PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405
 # Static files are served by runserver/whitenoise only outside tests.
 MIDDLEWARE = [m for m in MIDDLEWARE if not m.startswith("whitenoise.")]  # noqa: F405
+INSTALLED_APPS = [*INSTALLED_APPS, "tests.probe"]  # noqa: F405

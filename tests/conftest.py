@@ -8,11 +8,13 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
 import dramatiq
 import pytest
+import redis
 from aiosmtpd.controller import Controller
 from django.test import Client
 
@@ -115,7 +117,7 @@ def stderr_output():
 # --- Real processes ------------------------------------------------------------------------
 
 
-def test_database_url() -> str:
+def child_database_url() -> str:
     """The URL of the test database, for processes the tests start."""
     from django.db import connection
 
@@ -134,7 +136,7 @@ def child_env(*, settings_module: str = "config.settings_test", **extra: str) ->
     from django.conf import settings
 
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": settings_module, "DEBUG": "true",
-           "DATABASE_URL": test_database_url(), "REDIS_URL": settings.REDIS_URL,
+           "DATABASE_URL": child_database_url(), "REDIS_URL": settings.REDIS_URL,
            "TEST_REDIS_URL": settings.REDIS_URL,
            "DRAMATIQ_NAMESPACE": settings.DRAMATIQ_NAMESPACE, "PYTHONUNBUFFERED": "1"}
     env.update(extra)
@@ -142,16 +144,17 @@ def child_env(*, settings_module: str = "config.settings_test", **extra: str) ->
 
 
 class ManagePy:
-    """A long-running ``manage.py`` command in its own process group, its output in a file."""
+    """A long-running ``manage.py`` command (or, with ``command``, any command) in its own
+    process group, its output in a file."""
 
-    def __init__(self, *args: str, env: dict, name: str = "process") -> None:
+    def __init__(self, *args: str, env: dict, name: str = "process",
+                 command: list[str] | None = None) -> None:
         from django.conf import settings
 
         self.log = tempfile.NamedTemporaryFile(prefix=f"jobsite-test-{name}-", suffix=".log",
                                                delete=False)
-        self.started_at = time.time()
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", *args], cwd=settings.BASE_DIR, env=env,
+            command or [sys.executable, "manage.py", *args], cwd=settings.BASE_DIR, env=env,
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True)
 
     def output(self) -> str:
@@ -164,16 +167,32 @@ class ManagePy:
             raise AssertionError(f"{text!r} never appeared:\n{self.output()[-3000:]}")
 
     def signal(self, signum: int) -> None:
-        if self.process.poll() is None:
+        try:
             os.killpg(self.process.pid, signum)
+        except ProcessLookupError:  # the whole group is gone already
+            pass
 
     def stop(self, timeout: float = 20) -> None:
+        """SIGTERM the whole process group; SIGKILL what is left after ``timeout``. Returns
+        once every process of the group is gone (and so are its database sessions)."""
         self.signal(signal.SIGTERM)
         try:
             self.process.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
-            self.signal(signal.SIGKILL)
-            self.process.wait()
+            pass
+        deadline = time.monotonic() + 10
+        while self._group_alive():
+            if time.monotonic() > deadline:
+                os.killpg(self.process.pid, signal.SIGKILL)
+            time.sleep(0.05)
+        self.process.wait()
+
+    def _group_alive(self) -> bool:
+        try:
+            os.killpg(self.process.pid, 0)
+        except ProcessLookupError:
+            return False
+        return True
 
     def close(self) -> None:
         self.stop()
@@ -196,21 +215,31 @@ def manage_py():
         process.close()
 
 
+def process_tree(process: ManagePy) -> set[int]:
+    """The pids of a process started by :func:`manage_py` and of all its children."""
+    import psutil
+
+    try:
+        root = psutil.Process(process.process.pid)
+        return {root.pid, *(child.pid for child in root.children(recursive=True))}
+    except psutil.NoSuchProcess:
+        return set()
+
+
 def worker_ready(process: ManagePy, *, processes: int = 1, timeout: float = 60) -> None:
-    """Wait until a ``runworkergroup``/``rundramatiq`` process's ``processes`` worker
-    processes have booted (registered in the worker registry)."""
+    """Wait until ``processes`` worker processes of a ``runworkergroup``/``rundramatiq``
+    process have booted (registered in the worker registry, by pid)."""
     import json
 
     from jobs.monitoring.broker_state import workers_key
     from jobs.redis import get_redis
 
-    started = process.started_at
-
     def booted() -> bool:
         if process.process.poll() is not None:
             raise AssertionError(f"the worker exited:\n{process.output()[-3000:]}")
+        pids = process_tree(process)
         infos = [json.loads(raw) for raw in get_redis().hvals(workers_key())]
-        return sum(info["started"] >= int(started) for info in infos) >= processes
+        return sum(info["pid"] in pids for info in infos) >= processes
 
     wait_until(booted, timeout=timeout, interval=0.1)
 
@@ -219,11 +248,18 @@ def worker_ready(process: ManagePy, *, processes: int = 1, timeout: float = 60) 
 
 
 class Recorder:
-    """An SMTP server's handler: keeps what it receives; refuses listed recipients."""
+    """An SMTP server's handler: keeps what it accepts; refuses listed recipients.
+
+    ``data_reply`` is what it answers to a message (a 5xx refuses it); ``on_data`` is
+    called with each message it accepts, before it answers (a test's fault to inject).
+    """
 
     def __init__(self, refuse: set[str] = frozenset()) -> None:
         self.messages: list[bytes] = []
         self.refuse = refuse
+        self.data_reply = "250 Message accepted"
+        self.on_data = None
+        self._lock = threading.Lock()
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):
         if address in self.refuse:
@@ -232,8 +268,28 @@ class Recorder:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):
-        self.messages.append(envelope.content)
-        return "250 Message accepted"
+        if not self.data_reply.startswith("250"):
+            return self.data_reply
+        with self._lock:
+            self.messages.append(envelope.content)
+        if self.on_data is not None:
+            self.on_data(envelope.content)
+        return self.data_reply
+
+    def message_ids(self) -> list[str]:
+        """The Message-ID header of every message accepted, in order."""
+        import email
+
+        with self._lock:
+            return [email.message_from_bytes(raw)["Message-ID"] for raw in self.messages]
+
+    def subjects(self) -> list[str]:
+        import email
+        from email.header import decode_header, make_header
+
+        with self._lock:
+            return [str(make_header(decode_header(email.message_from_bytes(raw)["Subject"])))
+                    for raw in self.messages]
 
 
 def free_port() -> int:
@@ -245,6 +301,11 @@ def free_port() -> int:
 
 class SmtpServer:
     """A real SMTP server (aiosmtpd) on a loopback port that can go down and come back."""
+
+    def env(self) -> dict[str, str]:
+        """What a process needs to send its email here (``config.settings_test``)."""
+        return {"TEST_EMAIL_ESP": "smtp", "EMAIL_HOST": "127.0.0.1",
+                "EMAIL_PORT": str(self.port), "EMAIL_USE_TLS": "false"}
 
     def __init__(self) -> None:
         self.handler = Recorder(refuse={"refused@example.test"})
@@ -268,5 +329,135 @@ def smtp_server(settings):
     server.start()
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", server.port
+    settings.EMAIL_USE_TLS = False
+    yield server
+    server.stop()
+
+
+# --- Faults: a TCP proxy that can cut, and Redis servers of the test's own ------------------
+
+
+class TcpProxy:
+    """Forwards a loopback port to ``target``; :meth:`cut` makes the target unreachable
+    (every open connection reset, new ones refused) until :meth:`restore`."""
+
+    def __init__(self, target_port: int, target_host: str = "127.0.0.1") -> None:
+        self.target = (target_host, target_port)
+        self.port = free_port()
+        self._connections: set[socket.socket] = set()
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self.restore()
+
+    def restore(self) -> None:
+        listener = socket.socket()
+        listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        listener.bind(("127.0.0.1", self.port))
+        listener.listen(128)
+        self._listener = listener
+        threading.Thread(target=self._accept, args=(listener,), daemon=True).start()
+
+    def cut(self) -> None:
+        listener, self._listener = self._listener, None
+        if listener is not None:
+            listener.close()
+        with self._lock:
+            for conn in list(self._connections):
+                try:
+                    # shutdown() tears the connection down at once; close() alone would
+                    # wait for the pipe thread blocked in recv() on it.
+                    conn.shutdown(socket.SHUT_RDWR)
+                    conn.close()
+                except OSError:
+                    pass
+            self._connections.clear()
+
+    close = cut
+
+    def _accept(self, listener: socket.socket) -> None:
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            try:
+                upstream = socket.create_connection(self.target, timeout=5)
+            except OSError:
+                client.close()
+                continue
+            upstream.settimeout(None)
+            with self._lock:
+                self._connections |= {client, upstream}
+            for a, b in ((client, upstream), (upstream, client)):
+                threading.Thread(target=self._pipe, args=(a, b), daemon=True).start()
+
+    def _pipe(self, source: socket.socket, sink: socket.socket) -> None:
+        try:
+            while data := source.recv(65536):
+                sink.sendall(data)
+        except OSError:
+            pass
+        finally:
+            for sock in (source, sink):
+                try:
+                    sock.close()
+                except OSError:
+                    pass
+            with self._lock:
+                self._connections.discard(source)
+                self._connections.discard(sink)
+
+
+class RedisServer:
+    """A ``redis-server`` of the test's own on a free port; :meth:`restart` brings it back
+    with its data (``keep_data``: saved on shutdown and loaded again) or empty."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.process: subprocess.Popen | None = None
+        self.start()
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            ["redis-server", "--port", str(self.port), "--bind", "127.0.0.1",
+             "--dir", str(self.directory), "--dbfilename", "dump.rdb", "--save", "",
+             "--appendonly", "no"],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        client = redis.Redis(port=self.port)
+        wait_until(lambda: _pings(client), timeout=10)
+
+    def stop(self, *, keep_data: bool = False) -> None:
+        if self.process is None:
+            return
+        client = redis.Redis(port=self.port)
+        try:
+            client.shutdown(save=keep_data, nosave=not keep_data)
+        except redis.ConnectionError:
+            pass  # it closes the connection as it goes
+        self.process.wait(timeout=10)
+        self.process = None
+        if not keep_data:
+            (self.directory / "dump.rdb").unlink(missing_ok=True)
+
+    def restart(self, *, keep_data: bool) -> None:
+        self.stop(keep_data=keep_data)
+        self.start()
+
+
+def _pings(client) -> bool:
+    try:
+        return bool(client.ping())
+    except redis.ConnectionError:
+        return False
+
+
+@pytest.fixture
+def own_redis(tmp_path):
+    server = RedisServer(tmp_path)
     yield server
     server.stop()

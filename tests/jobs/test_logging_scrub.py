@@ -75,3 +75,21 @@ def test_other_loggers_are_left_alone():
     record = _record("marketplace.views", "user %s", "ann@example.com")
     DramatiqLogFilter().filter(record)
     assert record.getMessage() == "user ann@example.com"
+
+
+@pytest.mark.parametrize("logger_name", ["django.request", "notifications.webhooks",
+                                         "payments.stripe", "root"])
+def test_every_loggers_exception_text_is_scrubbed(stderr_output, logger_name):
+    # Before: the request-log filter cleaned the message and the request, not the
+    # exception ("Malformed SNS message body b'{…victim@example.com…'").
+    body = b'{"Email": "victim@example.com", "Phone": "+1 416 555 0199"}'
+    log = logging.getLogger(None if logger_name == "root" else logger_name)
+    try:
+        raise ValueError(f"Malformed SNS message body {body!r}")
+    except ValueError:
+        log.exception("Internal Server Error: /webhooks/anymail/amazon_ses/tracking/")
+
+    written = stderr_output.getvalue()
+    assert "Malformed SNS message body" in written and "ValueError" in written
+    assert "victim@example.com" not in written and "555 0199" not in written
+    assert "[email]" in written
