@@ -19,7 +19,7 @@ from django_apscheduler.models import DjangoJob, DjangoJobExecution
 from django_dramatiq.models import Task
 
 from jobs import selectors, services
-from jobs.models import FailedJob, OperationsReport, Schedule
+from jobs.models import BrokerEpoch, FailedJob, OperationsReport, Schedule
 from jobs.scheduling import selectors as schedule_selectors
 from jobs.scheduling import services as schedule_services
 from jobs.scheduling.triggers import cron_describe, cron_validate, time_zone_validate
@@ -285,4 +285,26 @@ class OperationsReportAdmin(admin.ModelAdmin):
         return False
 
     def has_change_permission(self, request, obj=None):
+        return False
+
+
+# --- Redis epochs ---------------------------------------------------------------------
+
+
+@admin.register(BrokerEpoch)
+class BrokerEpochAdmin(admin.ModelAdmin):
+    """When Redis lost its data, and what was re-driven (README "Reliability")."""
+
+    list_display = ["created_at", "data_lost_at", "recovered_at", "redriven"]
+    list_filter = [("data_lost_at", admin.EmptyFieldListFilter)]
+    fields = ["created_at", "data_lost_at", "recovered_at", "redriven"]
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
         return False

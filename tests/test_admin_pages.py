@@ -11,6 +11,7 @@ from django.urls import reverse
 SUPERUSER = {
     "audit.auditlog": (200, 403),
     "auth.group": (200, 200),
+    "jobs.brokerepoch": (200, 403),
     "jobs.failedjob": (200, 403),
     "jobs.operationsreport": (200, 403),
     "jobs.schedule": (200, 200),

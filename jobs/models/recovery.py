@@ -17,6 +17,7 @@ class BrokerEpoch(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        verbose_name = "Redis epoch"
 
     def __str__(self) -> str:
         return f"Redis epoch #{self.pk}"
