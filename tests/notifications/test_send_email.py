@@ -229,3 +229,24 @@ def test_the_51st_email_in_an_hour_is_not_sent_and_is_counted(broker):
     # and another user is not affected
     assert send_email(kind=EmailKind.ORDER_STATUS, user_id=other.pk,
                       context=context).status == EmailStatus.QUEUED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_staff_send_a_verification_link_from_the_user_admin(staff_client, broker, worker):
+    from django.urls import reverse
+
+    from tests.conftest import drain
+
+    user = User.objects.create_user("newcomer@example.test", "pw-newcomer-1")
+    no_address = User.objects.create_user("x@example.test", "pw-x-12345")
+    User.objects.filter(pk=no_address.pk).update(email="not-an-address")
+
+    response = staff_client.post(reverse("admin:marketplace_user_changelist"), {
+        "action": "send_verification_email", "_selected_action": [user.pk, no_address.pk],
+    }, follow=True)
+    drain(broker, worker)
+
+    assert "Email verification email: 1 no valid address, 1 queued." in response.content.decode()
+    [sent] = mail.outbox
+    assert sent.to == ["newcomer@example.test"]
+    assert "/account/verify-email/?token=" in sent.body
