@@ -251,3 +251,40 @@ def test_a_worker_killed_mid_send_resends_soon_and_identifiably(smtp, broker, ma
     assert (log.sent_at.timestamp() - killed[0]) <= 30
 
 
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_database_lost_mid_send_does_not_send_the_email_twice(smtp, broker, manage_py):
+    # Given a worker whose database goes away right after the mail server accepted an
+    # email, before the row could say "sent" (before: resent after the stale window)
+    proxy = TcpProxy(int(settings.DATABASES["default"]["PORT"] or 5432))
+    url = child_database_url().replace(f":{settings.DATABASES['default']['PORT'] or 5432}/",
+                                       f":{proxy.port}/")
+    cut: list[float] = []
+
+    def lose_the_database(_content: bytes) -> None:
+        if not cut:
+            proxy.cut()
+            cut.append(time.time())
+
+    smtp.handler.on_data = lose_the_database
+    user = make_user()
+    log = send_email(kind="order_status", user_id=user.pk, context=ORDER_CONTEXT)
+    worker = manage_py("runworkergroup", "high", "--processes", "1", "--threads", "1",
+                       env=child_env(DATABASE_URL=url, **smtp.env()), name="worker")
+    wait_until(lambda: bool(cut), timeout=30)
+
+    # When the database is back a few seconds later
+    time.sleep(3)
+    proxy.restore()
+
+    # Then the next attempt finds the note the first one left in Redis and records the
+    # email sent: the mail server got it once
+    wait_until(lambda: EmailLog.objects.get(pk=log.pk).status == EmailStatus.SENT,
+               timeout=60)
+    time.sleep(1)
+    assert smtp.handler.message_ids() == [email_message_id(log)]
+    log.refresh_from_db()
+    assert log.attempts == 2
+    assert "email already sent: recorded, not sent again" in worker.output()
+    proxy.close()
