@@ -326,14 +326,16 @@ def redrive_unfinished(*, cutoff_seconds: float | None = None,
         lost = [r for r in records if r.message_id not in present]
         if not lost:
             continue
-        messages = [dramatiq.Message(queue_name=queue, actor_name=entry.actor_name,
-                                     args=tuple(r.args), kwargs=dict(r.kwargs), options={},
-                                     message_id=r.message_id)
-                    for r in lost]
-        broker.enqueue_many([(message, None) for message in messages])
-        sent += len(messages)
+        now = timezone.now()
+        broker.enqueue_many([
+            (dramatiq.Message(queue_name=queue, actor_name=entry.actor_name,
+                              args=tuple(r.args), kwargs=dict(r.kwargs), options={},
+                              message_id=r.message_id),
+             int((r.eta - now).total_seconds() * 1000) if r.eta and r.eta > now else None)
+            for r in lost])
+        sent += len(lost)
         logger.warning("Unfinished work re-driven", extra={
-            "actor": entry.actor_name, "queue": queue, "messages": len(messages)})
+            "actor": entry.actor_name, "queue": queue, "messages": len(lost)})
     return sent
 
 

@@ -30,11 +30,13 @@ import dramatiq
 @dataclass(frozen=True)
 class Unfinished:
     """One record that should still be driven by a message: the message it was enqueued
-    with (its id is how the platform finds it in Redis) and the arguments to send again."""
+    with (its id is how the platform finds it in Redis), the arguments to send again, and
+    ``eta``, when it was due not before (a push waiting for the end of quiet hours)."""
 
     message_id: str
     args: tuple[Any, ...]
     kwargs: dict[str, Any]
+    eta: datetime | None = None
 
 
 @dataclass(frozen=True)
