@@ -297,9 +297,23 @@ CDN_BASE_URL = env.str("CDN_BASE_URL", default="")
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
+# PUSH_PROVIDER: "onesignal", or "console" (development: prints each push, device ids
+# redacted). Production needs ONESIGNAL_APP_ID and ONESIGNAL_API_KEY.
+PUSH_PROVIDER = env.str("PUSH_PROVIDER", default="console" if DEBUG else "onesignal")
+if PUSH_PROVIDER not in ("onesignal", "console"):
+    raise ImproperlyConfigured(f"PUSH_PROVIDER={PUSH_PROVIDER!r} is not onesignal or console")
 ONESIGNAL_APP_ID = env.str("ONESIGNAL_APP_ID", default="")
 ONESIGNAL_API_KEY = env.str("ONESIGNAL_API_KEY", default="")
 ONESIGNAL_API_URL = env.str("ONESIGNAL_API_URL", default="https://api.onesignal.com")
+ONESIGNAL_TIMEOUT_SECONDS = env.float("ONESIGNAL_TIMEOUT_SECONDS", default=10)
+ONESIGNAL_CONNECT_TIMEOUT_SECONDS = env.float("ONESIGNAL_CONNECT_TIMEOUT_SECONDS", default=3)
+# Campaign batches keep under OneSignal's per-app request rate (rescheduled, never waited).
+ONESIGNAL_MAX_REQUESTS_PER_SECOND = env.int("ONESIGNAL_MAX_REQUESTS_PER_SECOND", default=50)
+ONESIGNAL_IOS_BADGE = env.bool("ONESIGNAL_IOS_BADGE", default=True)
+ONESIGNAL_IOS_SOUND = env.str("ONESIGNAL_IOS_SOUND", default="")
+ONESIGNAL_ANDROID_CHANNEL_ID = env.str("ONESIGNAL_ANDROID_CHANNEL_ID", default="")
+# Users per OneSignal request of a campaign (its documents say 2,000 or 20,000: 2,000).
+PUSH_BATCH_SIZE = env.int("PUSH_BATCH_SIZE", default=2000)
 
 # --- Virus scanning -------------------------------------------------------------------
 # "tcp://127.0.0.1:3310" or "unix:///path/to/clamd.sock"; empty disables scanning (dev only).

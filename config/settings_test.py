@@ -17,6 +17,11 @@ os.environ.setdefault("DRAMATIQ_NAMESPACE", "jobsite-test")
 # Worker maintenance (heartbeats, recovery, re-drive) off in the suite's in-process workers;
 # the recovery tests start real worker processes with it on.
 os.environ.setdefault("BROKER_MAINTENANCE_SECONDS", "0")
+# Push through OneSignal's API: the tests point ONESIGNAL_API_URL at a local server.
+os.environ.setdefault("PUSH_PROVIDER", "onesignal")
+os.environ.setdefault("ONESIGNAL_APP_ID", "00000000-0000-4000-8000-00000000a99")
+os.environ.setdefault("ONESIGNAL_API_KEY", "os_v2_app_test-only-key")
+os.environ.setdefault("ONESIGNAL_API_URL", "http://127.0.0.1:1")
 # Basic auth of the ESP webhooks under test (a test-only value, not a secret).
 os.environ.setdefault("ANYMAIL_WEBHOOK_SECRET", "esp-webhook:test-only-password")
 

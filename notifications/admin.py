@@ -8,15 +8,24 @@ services so each change is audited.
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 
-from notifications.kinds import EmailContentError
+from notifications.kinds import ContentError, EmailContentError
 from notifications.models import (
+    Device,
     EmailKind,
     EmailLog,
     EmailPreference,
     Notification,
+    PushBatch,
+    PushCampaign,
+    PushCampaignStatus,
+    PushLog,
+    PushPreference,
+    PushStatus,
     Suppression,
     SuppressionReason,
 )
+from notifications.services.campaigns import push_campaign_start
+from notifications.services.push_consent import push_opt_out, push_preference_update
 from notifications.services.sending import send_email
 from notifications.services.suppression import suppression_add, suppression_remove
 
@@ -116,3 +125,124 @@ def send_password_reset_email(modeladmin, request, queryset):
 _user_admin = admin.site.get_model_admin(get_user_model())
 _user_admin.actions = [*(_user_admin.actions or []), send_verification_email,
                        send_password_reset_email]
+
+
+# --- Push ---------------------------------------------------------------------------------
+
+
+@admin.register(Device)
+class DeviceAdmin(admin.ModelAdmin):
+    """Devices, without their subscription ids (encrypted, never shown)."""
+
+    list_display = ("id", "user_id", "platform", "is_active", "last_seen_at",
+                    "deactivated_reason")
+    list_filter = ("platform", "is_active", "deactivated_reason")
+    search_fields = ("=user__id",)
+    fields = ("user", "platform", "is_active", "last_seen_at", "created_at", "deactivated_at",
+              "deactivated_reason")
+    readonly_fields = fields
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PushPreference)
+class PushPreferenceAdmin(admin.ModelAdmin):
+    list_display = ("user_id", "enabled", "promotional_consent", "opted_out_kinds",
+                    "quiet_start", "quiet_end", "updated_at")
+    list_filter = ("enabled", "promotional_consent")
+    search_fields = ("=user__id",)
+    readonly_fields = ("user", "enabled", "opted_out_kinds", "promotional_consent",
+                       "promotional_consent_at", "promotional_consent_source", "quiet_start",
+                       "quiet_end", "updated_at")
+    actions = ("turn_push_off", "withdraw_promotional_consent")
+
+    def has_add_permission(self, request):
+        return False  # preferences are the user's; staff act through the actions
+
+    @admin.action(description="Turn push off (the user asked)", permissions=["change"])
+    def turn_push_off(self, request, queryset):
+        for preference in queryset.select_related("user"):
+            push_opt_out(user=preference.user, via=f"admin:{request.user.pk}")
+        self.message_user(request, f"Push turned off for {queryset.count()} user(s).")
+
+    @admin.action(description="Withdraw promotional consent", permissions=["change"])
+    def withdraw_promotional_consent(self, request, queryset):
+        for preference in queryset.select_related("user"):
+            push_preference_update(user=preference.user, via=f"admin:{request.user.pk}",
+                                   promotional_consent=False)
+        self.message_user(request, f"Consent withdrawn for {queryset.count()} user(s).")
+
+
+@admin.register(PushLog)
+class PushLogAdmin(admin.ModelAdmin):
+    list_display = ("id", "kind", "user_id", "status", "reason", "attempts", "send_at",
+                    "sent_at", "campaign_id")
+    list_filter = ("status", "kind")
+    search_fields = ("=id", "=user__id", "=provider_id", "=message_id")
+    readonly_fields = [f.name for f in PushLog._meta.fields]
+    date_hierarchy = "created_at"
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+class PushBatchInline(admin.TabularInline):
+    model = PushBatch
+    fields = ("number", "send_at", "size", "status", "attempts", "sent_at", "last_error")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+    show_change_link = False
+
+    def has_add_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(PushCampaign)
+class PushCampaignAdmin(admin.ModelAdmin):
+    """Staff write a campaign (a draft), then start it; progress is shown per batch."""
+
+    list_display = ("name", "kind", "status", "recipients", "skipped", "progress",
+                    "started_at", "finished_at")
+    list_filter = ("status", "kind")
+    fields = ("name", "kind", "context", "platform", "status", "recipients", "skipped",
+              "progress", "started_at", "finished_at")
+    readonly_fields = ("status", "recipients", "skipped", "progress", "started_at",
+                       "finished_at")
+    inlines = [PushBatchInline]
+    actions = ("start_sending",)
+
+    @admin.display(description="batches sent")
+    def progress(self, obj: PushCampaign) -> str:
+        total = obj.batches.count()
+        sent = obj.batches.filter(status=PushStatus.SENT).count()
+        return f"{sent} / {total}"
+
+    def get_readonly_fields(self, request, obj=None):
+        if obj is not None and obj.status != PushCampaignStatus.DRAFT:
+            return self.fields  # started: a record
+        return self.readonly_fields
+
+    def save_model(self, request, obj, form, change):
+        if obj.created_by_id is None:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+
+    @admin.action(description="Start sending (checks every recipient, then batches)")
+    def start_sending(self, request, queryset):
+        for campaign in queryset:
+            try:
+                started = push_campaign_start(campaign=campaign, user=request.user)
+            except ContentError as exc:
+                self.message_user(request, f"{campaign}: {exc}", messages.ERROR)
+                continue
+            self.message_user(request, f"{campaign}: " + (
+                "sending." if started else "already started."),
+                messages.SUCCESS if started else messages.WARNING)

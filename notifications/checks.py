@@ -119,3 +119,56 @@ def check_email_templates(app_configs=None, **kwargs) -> list[checks.CheckMessag
         checks.Error(problem, id="notifications.E001", hint="Fix templates/email/.")
         for problem in template_problems()
     ]
+
+
+def push_template_problems() -> list[str]:
+    """Every problem of every push kind × language."""
+    from notifications.models import PushKind
+    from notifications.push_kinds import PUSH_KINDS
+    from notifications.rendering import (
+        PUSH_MAX_LENGTH,
+        PUSH_PARTS,
+        push_template_name,
+        render_push,
+    )
+
+    problems: list[str] = []
+    engine = email_engine(strict=True)
+    marker = UNRESOLVED_MARKER.split("%s")[0]
+    for kind in PushKind:
+        spec = PUSH_KINDS[kind]
+        for language in LANGUAGES:
+            names = [push_template_name(kind, language, part) for part in PUSH_PARTS]
+            broken = False
+            for name in names:
+                try:
+                    engine.get_template(name)
+                except TemplateDoesNotExist:
+                    problems.append(f"{name} is missing")
+                    broken = True
+                except TemplateSyntaxError as exc:
+                    problems.append(f"{name} does not compile: {exc}")
+                    broken = True
+            if broken:
+                continue
+            for first_name in ("Sam", ""):
+                headings, contents = render_push(kind=kind, context=spec.sample_context,
+                                                 first_name=first_name,
+                                                 languages=(language,), strict=True)
+                for part, text in (("heading", headings[language]),
+                                   ("content", contents[language])):
+                    if marker in text:
+                        problems.append(f"push {kind}/{language} {part}: unresolved variable")
+                    elif not text:
+                        problems.append(f"push {kind}/{language} {part}: empty")
+                    elif len(text) >= PUSH_MAX_LENGTH[part]:
+                        problems.append(f"push {kind}/{language} {part}: too long")
+    return problems
+
+
+@checks.register(checks.Tags.templates)
+def check_push_templates(app_configs=None, **kwargs) -> list[checks.CheckMessage]:
+    return [
+        checks.Error(problem, id="notifications.E002", hint="Fix templates/push/.")
+        for problem in push_template_problems()
+    ]

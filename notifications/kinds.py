@@ -23,11 +23,15 @@ class Category(StrEnum):
     DIGEST = "digest"
 
 
-class EmailContentError(ValueError):
-    """The caller's input cannot make a safe email: nothing was recorded or enqueued.
+class ContentError(ValueError):
+    """The caller's input cannot make a safe message: nothing was recorded or enqueued.
 
     The message names the field and the problem, never the value (it may be personal).
     """
+
+
+class EmailContentError(ContentError):
+    """The input cannot make a safe email."""
 
 
 @dataclass(frozen=True)
@@ -108,44 +112,51 @@ def strip_control_characters(value: str, *, multiline: bool = False) -> str:
     )
 
 
-def header_safe(value: str, *, name: str) -> str:
+def header_safe(value: str, *, name: str, error: type[ContentError] = EmailContentError
+                ) -> str:
     """``value`` if it can go into a header; CR, LF and other line breaks are refused."""
     if any(ch in value for ch in "\r\n\x0b\x0c\x85\u2028\u2029"):
-        raise EmailContentError(f"{name} must not contain line breaks.")
+        raise error(f"{name} must not contain line breaks.")
     return strip_control_characters(value)
 
 
 def clean_context(kind: EmailKind, context: dict[str, Any] | None) -> dict[str, Any]:
     """The kind's context, checked and cleaned. Raises :class:`EmailContentError`."""
-    spec = KINDS[kind]
+    return clean_fields(kind, KINDS[kind].fields, context, error=EmailContentError)
+
+
+def clean_fields(kind: str, fields: dict[str, Field], context: dict[str, Any] | None, *,
+                 error: type[ContentError] = ContentError) -> dict[str, Any]:
+    """``context`` checked against ``fields`` (types, required keys, no unknown keys) and
+    cleaned; raises ``error`` naming the field, never the value."""
     context = dict(context or {})
-    unknown = sorted(set(context) - set(spec.fields))
+    unknown = sorted(set(context) - set(fields))
     if unknown:
-        raise EmailContentError(f"Unknown context for {kind}: {', '.join(unknown)}.")
+        raise error(f"Unknown context for {kind}: {', '.join(unknown)}.")
     cleaned: dict[str, Any] = {}
-    for name, rule in spec.fields.items():
+    for name, rule in fields.items():
         if name not in context:
-            raise EmailContentError(f"{kind} needs context value {name!r}.")
+            raise error(f"{kind} needs context value {name!r}.")
         value = context[name]
         if rule.type is int and (isinstance(value, bool) or not isinstance(value, int)):
-            raise EmailContentError(f"{name} must be an integer.")
+            raise error(f"{name} must be an integer.")
         if rule.type is list:
             if not isinstance(value, list) or not all(
                 isinstance(item, int) and not isinstance(item, bool) for item in value
             ):
-                raise EmailContentError(f"{name} must be a list of ids.")
+                raise error(f"{name} must be a list of ids.")
             if len(value) > 100:
-                raise EmailContentError(f"{name} holds at most 100 ids.")
+                raise error(f"{name} holds at most 100 ids.")
         if rule.type is str:
             if not isinstance(value, str):
-                raise EmailContentError(f"{name} must be text.")
+                raise error(f"{name} must be text.")
             if rule.header:
-                value = header_safe(value, name=name)
+                value = header_safe(value, name=name, error=error)
             else:
                 value = strip_control_characters(value, multiline=rule.multiline)
             if len(value) > rule.max_length:
-                raise EmailContentError(f"{name} is longer than {rule.max_length} characters.")
+                raise error(f"{name} is longer than {rule.max_length} characters.")
             if rule.choices and value not in rule.choices:
-                raise EmailContentError(f"{name} must be one of {', '.join(rule.choices)}.")
+                raise error(f"{name} must be one of {', '.join(rule.choices)}.")
         cleaned[name] = value
     return cleaned

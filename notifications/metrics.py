@@ -15,3 +15,13 @@ EMAIL_OUTCOMES = Counter(
     "Emails by final outcome (sent, rejected, failed, suppressed, opted_out, bounced).",
     ["kind", "status"],
 )
+PUSHES_RATE_LIMITED = Counter(
+    "jobsite_pushes_rate_limited_total",
+    "Pushes not sent because the user reached the hourly push limit.",
+    ["kind"],
+)
+PUSH_OUTCOMES = Counter(
+    "jobsite_push_outcomes_total",
+    "Pushes by outcome (queued, sent, not_delivered, rejected, failed, opted_out, ...).",
+    ["kind", "status"],
+)

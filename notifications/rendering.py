@@ -142,3 +142,45 @@ def render_email(*, kind: EmailKind, user: User, context: dict[str, Any],
         headers["List-Unsubscribe-Post"] = "List-Unsubscribe=One-Click"
     return RenderedEmail(subject=subject, text=parts["txt"].strip() + "\n",
                          html=parts["html"], headers=headers)
+
+
+# --- Push ----------------------------------------------------------------------------------
+
+PUSH_PARTS = ("heading", "content")
+PUSH_MAX_LENGTH = {"heading": 120, "content": 400}
+
+
+def push_template_name(kind: str, language: str, part: str) -> str:
+    return f"push/{language}/{kind}.{part}.txt"
+
+
+def push_languages(language: str) -> tuple[str, ...]:
+    """The languages a push to a reader of ``language`` carries: English always (OneSignal
+    needs it, and shows it to devices in any other language), French for French readers."""
+    return ("en", "fr") if language == "fr" else ("en",)
+
+
+def render_push(*, kind: str, context: dict[str, Any], first_name: str = "",
+                languages: tuple[str, ...] = ("en",), strict: bool = False
+                ) -> tuple[dict[str, str], dict[str, str]]:
+    """``(headings, contents)`` of a push, each keyed by language, one line each.
+
+    ``context`` must come from ``push_clean_context``; ``first_name`` personalises it (empty
+    for a campaign, whose one request reaches many users).
+    """
+    engine = email_engine(strict=strict)
+    headings: dict[str, str] = {}
+    contents: dict[str, str] = {}
+    for language in languages:
+        values = {"first_name": strip_control_characters(first_name or ""), **context}
+        with translation.override(language):
+            if "status" in context:
+                values["status_label"] = str(OrderStatus(context["status"]).label).lower()
+            if "amount_cents" in context:
+                values["amount"] = _money(context["amount_cents"], context["currency"],
+                                          language)
+            for part, target in (("heading", headings), ("content", contents)):
+                template = engine.get_template(push_template_name(kind, language, part))
+                text = " ".join(template.render(Context(values, autoescape=False)).split())
+                target[language] = text[:PUSH_MAX_LENGTH[part]]
+    return headings, contents

@@ -22,9 +22,13 @@ SUPERUSER = {
     "marketplace.review": (200, 200),
     "marketplace.user": (200, 200),
     "marketplace.usersession": (200, 200),
+    "notifications.device": (200, 403),
     "notifications.emaillog": (200, 403),
     "notifications.emailpreference": (200, 403),
     "notifications.notification": (200, 200),
+    "notifications.pushcampaign": (200, 200),
+    "notifications.pushlog": (200, 403),
+    "notifications.pushpreference": (200, 403),
     "notifications.suppression": (200, 200),
 }
 # Library internals staff do not edit: taken out of the admin (jobs/admin.py).
