@@ -234,12 +234,23 @@ def _close_open_batches(campaign: PushCampaign) -> None:
         _close(batch)
 
 
+@transaction.atomic
 def _finish_if_sent(campaign_id: int) -> None:
+    """Mark the campaign done once planning is over and no batch is left to send.
+
+    Under the campaign's row lock: the end of planning and the last batch's send may
+    happen at once, and each, checking without it, would see the other still running.
+    (Locked by id alone: a lock filtered on the status would skip, not wait for, a row
+    whose status another transaction is changing.)"""
+    status = (PushCampaign.objects.select_for_update().filter(pk=campaign_id)
+              .values_list("status", flat=True).first())
+    if status != PushCampaignStatus.SENDING:
+        return
     open_batches = PushBatch.objects.filter(campaign_id=campaign_id).exclude(
         status__in=[PushStatus.SENT, PushStatus.NOT_DELIVERED, PushStatus.REJECTED,
                     PushStatus.FAILED])
     if not open_batches.exists():
-        PushCampaign.objects.filter(pk=campaign_id, status=PushCampaignStatus.SENDING).update(
+        PushCampaign.objects.filter(pk=campaign_id).update(
             status=PushCampaignStatus.DONE, finished_at=timezone.now())
 
 
