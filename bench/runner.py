@@ -197,7 +197,7 @@ def worker_env(**extra: str) -> dict[str, str]:
 @dataclass
 class Workload:
     name: str
-    worker: str  # "high" (a production worker group) or "bare"
+    worker: str  # a production worker group ("high", "push") or "bare"
     seed_target_per_min: int | None
     description: str
     prepare: Callable[[int, str], Any]
@@ -282,8 +282,7 @@ def _email_cleanup(state: dict[str, Any]) -> None:
 
     _email_rows(state).delete()
     User.objects.filter(pk__in=state["user_ids"]).delete()
-    for user_id in state["user_ids"]:
-        rate_limit_reset(EMAIL_RATE_LIMIT, user_id)
+    rate_limit_reset(EMAIL_RATE_LIMIT, *state["user_ids"])
 
 
 def _noop_prepare(count: int, run_id: str) -> dict[str, Any]:
@@ -333,11 +332,193 @@ def _noop_cleanup(state: dict[str, Any]) -> None:
     get_redis().delete(timings_key(current_namespace(), state["run_id"]))
 
 
+# --- Push: individual pushes and a broadcast, against the local OneSignal stand-in ----------
+
+PUSHES_PER_USER = 18  # under the 20 per hour limit
+PUSH_ZONES = ("America/Vancouver", "America/Toronto", "America/Halifax")
+_PUSH_FINAL_EXCLUDE = ("queued", "sending")
+
+
+def _push_users(count: int, run_id: str) -> list[int]:
+    """``count`` bench users, each with one active device and push preferences that let
+    every kind through at any hour (promotional consent, no quiet hours): the workloads
+    measure sending, not the clock of the day they run."""
+    import datetime
+
+    from jobs.encryption import payload_fernet
+    from marketplace.models import User
+    from notifications.models import Device, Platform, PushPreference
+    from notifications.services.devices import subscription_id_hash
+
+    prefix = f"bench-push-{run_id}-"
+    User.objects.bulk_create(
+        [User(email=f"{prefix}{i}@bench.jobsite.invalid", first_name=f"Bench{i}",
+              last_name="Push", preferred_language="en" if i % 2 == 0 else "fr",
+              time_zone=PUSH_ZONES[i % len(PUSH_ZONES)], password="!")
+         for i in range(count)], batch_size=5000)
+    ids = list(User.objects.filter(email__startswith=prefix).order_by("pk")
+               .values_list("pk", flat=True))
+    fernet = payload_fernet()
+    platforms = Platform.values
+    devices = []
+    for n, user_id in enumerate(ids):
+        subscription = f"{run_id}-{uuid.uuid4()}"
+        devices.append(Device(user_id=user_id, platform=platforms[n % len(platforms)],
+                              subscription_id_hash=subscription_id_hash(subscription),
+                              subscription_id_encrypted=fernet.encrypt(
+                                  subscription.encode()).decode()))
+    Device.objects.bulk_create(devices, batch_size=5000)
+    midnight = datetime.time(0, 0)
+    PushPreference.objects.bulk_create(
+        [PushPreference(user_id=user_id, promotional_consent=True,
+                        promotional_consent_source="benchmark", quiet_start=midnight,
+                        quiet_end=midnight) for user_id in ids], batch_size=5000)
+    return ids
+
+
+def _push_users_delete(run_id: str) -> None:
+    """Delete the run's users and everything push made for them, in set-based SQL (the ORM
+    would load every row of a 200,000-user broadcast to cascade it)."""
+    from marketplace.models import User
+    from notifications.models import Device, Notification, PushLog, PushPreference
+    from notifications.services.push import PUSH_RATE_LIMIT
+
+    users = f"SELECT id FROM {User._meta.db_table} WHERE email LIKE %s"
+    pattern = f"bench-push-{run_id}-%"
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT id FROM {User._meta.db_table} WHERE email LIKE %s", [pattern])
+        ids = [row[0] for row in cursor.fetchall()]
+        for model in (PushLog, Notification, Device, PushPreference):
+            cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE user_id IN ({users})",
+                           [pattern])
+    User.objects.filter(email__startswith=f"bench-push-{run_id}-").delete()
+    rate_limit_reset(PUSH_RATE_LIMIT, *ids)
+
+
+def _push_prepare(count: int, run_id: str) -> dict[str, Any]:
+    ids = _push_users(math.ceil(count / PUSHES_PER_USER), run_id)
+    return {"count": count, "run_id": run_id, "user_ids": ids}
+
+
+def _push_enqueue(state: dict[str, Any]) -> None:
+    from notifications.push_kinds import PUSH_KINDS
+    from notifications.services.push import send_push
+
+    kinds = list(PUSH_KINDS.values())  # every kind, in both languages
+    user_ids = state["user_ids"]
+    count = state["count"]
+    for start in range(0, count, EMAIL_BATCH):
+        with transaction.atomic():
+            for i in range(start, min(start + EMAIL_BATCH, count)):
+                spec = kinds[i % len(kinds)]
+                send_push(kind=spec.kind, user_id=user_ids[i // PUSHES_PER_USER],
+                          context=spec.sample_context)
+
+
+def _push_rows(state: dict[str, Any]):
+    from notifications.models import PushLog
+
+    return PushLog.objects.filter(user_id__in=state["user_ids"], campaign__isnull=True)
+
+
+def _push_progress(state: dict[str, Any]) -> int:
+    return _push_rows(state).exclude(status__in=_PUSH_FINAL_EXCLUDE).count()
+
+
+def _push_collect(state: dict[str, Any]):
+    from notifications.models import PushStatus
+
+    rows = list(_push_rows(state).values_list("status", "created_at", "last_attempt_at",
+                                              "sent_at", "reason"))
+    state["outcomes"] = dict(Counter(f"{r[0]} {r[4]}".strip() for r in rows))
+    sent = [r for r in rows if r[0] == PushStatus.SENT]
+    waits = [(r[2] - r[1]).total_seconds() * 1000 for r in sent]
+    runs = [(r[3] - r[2]).total_seconds() * 1000 for r in sent]
+    first_start = min((r[2].timestamp() for r in sent), default=0.0)
+    last_end = max((r[3].timestamp() for r in sent), default=0.0)
+    return len(sent), waits, runs, first_start, last_end
+
+
+def _push_cleanup(state: dict[str, Any]) -> None:
+    _push_users_delete(state["run_id"])
+
+
+def _broadcast_prepare(count: int, run_id: str) -> dict[str, Any]:
+    from notifications.models import PushCampaign, PushKind
+    from notifications.push_kinds import PUSH_KINDS
+
+    _push_users(count, run_id)
+    campaign = PushCampaign.objects.create(
+        name=f"Benchmark broadcast {run_id}", kind=PushKind.PROMOTIONAL,
+        context=PUSH_KINDS[PushKind.PROMOTIONAL].sample_context)
+    return {"count": count, "run_id": run_id, "campaign_id": campaign.pk}
+
+
+def _broadcast_enqueue(state: dict[str, Any]) -> None:
+    from notifications.models import PushCampaign
+    from notifications.services.campaigns import push_campaign_start
+
+    push_campaign_start(campaign=PushCampaign.objects.get(pk=state["campaign_id"]))
+
+
+def _broadcast_progress(state: dict[str, Any]) -> int:
+    """Recipients of batches sent so far (cheap: one row per 2,000 users); the whole count
+    once the campaign is done (whatever became of each user, collect says)."""
+    from django.db.models import Sum
+
+    from notifications.models import PushBatch, PushCampaign, PushCampaignStatus
+
+    if PushCampaign.objects.filter(pk=state["campaign_id"],
+                                   status=PushCampaignStatus.DONE).exists():
+        return state["count"]
+    sent = (PushBatch.objects.filter(campaign_id=state["campaign_id"])
+            .exclude(status__in=_PUSH_FINAL_EXCLUDE).aggregate(n=Sum("size"))["n"] or 0)
+    return min(sent, state["count"] - 1)
+
+
+def _broadcast_collect(state: dict[str, Any]):
+    from notifications.models import PushBatch, PushCampaign, PushLog, PushStatus
+
+    campaign = PushCampaign.objects.get(pk=state["campaign_id"])
+    rows = list(PushLog.objects.filter(campaign=campaign,
+                                       user__email__startswith=f"bench-push-{state['run_id']}-")
+                .values_list("status", "created_at", "sent_at", "reason"))
+    outcomes = Counter(f"{r[0]} {r[3]}".strip() for r in rows)
+    batches = list(PushBatch.objects.filter(campaign=campaign).values_list("attempts",
+                                                                          flat=True))
+    outcomes["(onesignal batches)"] = len(batches)
+    outcomes["(batch attempts)"] = sum(batches)
+    state["outcomes"] = dict(outcomes)
+    sent = [r for r in rows if r[0] == PushStatus.SENT]
+    started = campaign.started_at
+    waits = [(r[1] - started).total_seconds() * 1000 for r in sent]  # start → checked
+    runs = [(r[2] - r[1]).total_seconds() * 1000 for r in sent]  # checked → sent
+    first_start = started.timestamp() if started else 0.0
+    last_end = max((r[2].timestamp() for r in sent), default=0.0)
+    return len(sent), waits, runs, first_start, last_end
+
+
+def _broadcast_cleanup(state: dict[str, Any]) -> None:
+    from notifications.models import PushCampaign
+
+    _push_users_delete(state["run_id"])
+    PushCampaign.objects.filter(pk=state["campaign_id"]).delete()
+
+
 WORKLOADS: dict[str, Workload] = {
     "email": Workload("email", "high", 1000,
                       "send_email → send_email_task: 6 kinds × EN/FR, templates, anymail test",
                       _email_prepare, _email_enqueue, _email_progress, _email_collect,
                       _email_cleanup),
+    "push": Workload("push", "push", 500,
+                     "send_push → send_push_task: 5 kinds × EN/FR, one device each, "
+                     "OneSignal API stand-in", _push_prepare, _push_enqueue, _push_progress,
+                     _push_collect, _push_cleanup),
+    "broadcast": Workload("broadcast", "push", None,
+                          "a promotional campaign: every user checked, batches of "
+                          "PUSH_BATCH_SIZE per OneSignal request (jobs = recipients)",
+                          _broadcast_prepare, _broadcast_enqueue, _broadcast_progress,
+                          _broadcast_collect, _broadcast_cleanup),
     "noop": Workload("noop", "high", None, "no-op actor through the Jobsite middleware stack",
                      _noop_prepare, _jobsite_noop_enqueue, _noop_progress, _noop_collect,
                      _noop_cleanup),
@@ -354,6 +535,36 @@ def bare_namespace() -> str:
 # --- Running -----------------------------------------------------------------------------
 
 
+class OneSignalStandin:
+    """``bench.onesignal_standin`` in its own process: the push workers' OneSignal."""
+
+    def __init__(self) -> None:
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "bench.onesignal_standin"], cwd=settings.BASE_DIR,
+            stdout=subprocess.PIPE, text=True, start_new_session=True)
+        line = self.process.stdout.readline()
+        if not line.strip().isdigit():
+            self.stop()
+            raise RuntimeError("The OneSignal stand-in did not start.")
+        self.url = f"http://127.0.0.1:{int(line)}"
+
+    def worker_env(self) -> dict[str, str]:
+        return {"PUSH_PROVIDER": "onesignal", "ONESIGNAL_API_URL": self.url,
+                "ONESIGNAL_APP_ID": "00000000-0000-4000-8000-0000000be7c4",
+                "ONESIGNAL_API_KEY": "bench-only-key"}
+
+    def stats(self) -> dict[str, int]:
+        import requests
+
+        return requests.get(f"{self.url}/stats", timeout=5).json()
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            self.process.wait(timeout=10)
+        self.process.stdout.close()
+
+
 @dataclass
 class BenchConfig:
     workloads: list[str]
@@ -362,6 +573,7 @@ class BenchConfig:
     threads: int
     timeout_s: float
     mode: str = "live"  # "live" or "backlog" (see run_workload)
+    onesignal: OneSignalStandin | None = None  # set by run() for push workloads
 
 
 def start_workers(kind: str, config: BenchConfig) -> WorkerProcesses:
@@ -377,7 +589,7 @@ def start_workers(kind: str, config: BenchConfig) -> WorkerProcesses:
         namespace = settings.DRAMATIQ_NAMESPACE
         command = [sys.executable, "manage.py", "runworkergroup", kind,
                    "--processes", procs, "--threads", threads]
-        env = worker_env()
+        env = worker_env(**(config.onesignal.worker_env() if config.onesignal else {}))
     workers = WorkerProcesses(kind, command, env)
     try:
         workers.wait_ready(get_redis(), namespace, config.processes, since_ms)
@@ -399,6 +611,7 @@ def run_workload(workload: Workload, count: int, config: BenchConfig, *,
     try:
         if workers is not None:
             workers.reset_peak()
+        requests_before = config.onesignal.stats() if config.onesignal else None
         started = time.time()
         workload.enqueue(state)
         enqueued = time.time()
@@ -411,6 +624,11 @@ def run_workload(workload: Workload, count: int, config: BenchConfig, *,
             time.sleep(POLL_S)
         completed = workload.progress(state)
         succeeded, waits, runs, first_start, last_end = workload.collect(state)
+        if requests_before is not None and workload.worker == "push":
+            after = config.onesignal.stats()
+            state.setdefault("outcomes", {}).update({
+                f"(onesignal {name})": after[name] - requests_before[name]
+                for name in ("requests", "recipients", "rejected")})
         end = last_end if completed >= count and last_end else time.time()
         begin = first_start if own_workers and first_start else started
         return Result(workload.name, count, completed, succeeded, max(end - begin, 1e-6),
@@ -425,6 +643,17 @@ def run_workload(workload: Workload, count: int, config: BenchConfig, *,
 
 def run(config: BenchConfig, progress: Callable[[str], None] = lambda _: None) -> list[Result]:
     """Run the configured workloads; results in the order asked for."""
+    if any(WORKLOADS[name].worker == "push" for name in config.workloads):
+        config.onesignal = OneSignalStandin()
+        try:
+            return _run(config, progress)
+        finally:
+            config.onesignal.stop()
+            config.onesignal = None
+    return _run(config, progress)
+
+
+def _run(config: BenchConfig, progress: Callable[[str], None]) -> list[Result]:
     results: dict[str, Result] = {}
     if config.mode == "backlog":
         for name in config.workloads:

@@ -17,13 +17,13 @@ from django.conf import settings
 
 from bench.runner import database_url
 from marketplace.models import User
-from notifications.models import EmailLog
+from notifications.models import Device, EmailLog, Notification, PushCampaign, PushLog
 
 
-def benchjobs(*args: str) -> subprocess.CompletedProcess:
+def benchjobs(*args: str, **extra_env: str) -> subprocess.CompletedProcess:
     env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_bench",
            "DATABASE_URL": database_url(), "REDIS_URL": settings.REDIS_URL,
-           "DRAMATIQ_NAMESPACE": settings.DRAMATIQ_NAMESPACE}
+           "DRAMATIQ_NAMESPACE": settings.DRAMATIQ_NAMESPACE, **extra_env}
     return subprocess.run([sys.executable, "manage.py", "benchjobs", *args],
                           cwd=settings.BASE_DIR, env=env, capture_output=True, text=True,
                           timeout=300)
@@ -32,18 +32,23 @@ def benchjobs(*args: str) -> subprocess.CompletedProcess:
 @pytest.mark.django_db(transaction=True)
 @pytest.mark.parametrize("mode", ["live", "backlog"])
 def test_benchjobs_quick_json_runs_every_workload_to_completion(broker, mode):
-    done = benchjobs("--quick", "--json", "--email-count", "24", "--noop-count", "30",
-                     "--processes", "1", "--threads", "4", "--mode", mode)
+    # Batches of 10: the 30-user broadcast needs exactly 3 OneSignal requests.
+    done = benchjobs("--quick", "--json", "--email-count", "24", "--push-count", "20",
+                     "--broadcast-count", "30", "--noop-count", "30",
+                     "--processes", "1", "--threads", "4", "--mode", mode,
+                     PUSH_BATCH_SIZE="10")
 
     assert done.returncode == 0, done.stderr
     report = json.loads(done.stdout)
     assert set(report) == {"machine", "config", "results", "jobsite_vs_bare"}
     assert {"cores", "cpu", "memory_gb", "python", "django", "dramatiq", "redis",
             "postgresql", "load_average"} <= set(report["machine"])
-    assert report["config"]["counts"] == {"email": 24, "noop": 30, "bare": 30}
+    assert report["config"]["counts"] == {"email": 24, "push": 20, "broadcast": 30,
+                                          "noop": 30, "bare": 30}
     assert (report["config"]["processes"], report["config"]["threads"]) == (1, 4)
     assert report["config"]["mode"] == mode
-    assert [r["workload"] for r in report["results"]] == ["email", "noop", "bare"]
+    results = {r["workload"]: r for r in report["results"]}
+    assert list(results) == ["email", "push", "broadcast", "noop", "bare"]
     for result in report["results"]:
         assert result["completed"] == result["succeeded"] == result["jobs"], result
         assert result["success_rate"] == 1.0
@@ -51,16 +56,26 @@ def test_benchjobs_quick_json_runs_every_workload_to_completion(broker, mode):
         assert set(result["wait_ms"]) == set(result["run_ms"]) == {"p50", "p95", "p99"}
         assert all(value is not None for value in result["wait_ms"].values())
         assert result["peak_worker_rss_mb"] > 0
-    assert report["results"][0]["outcomes"] == {"sent": 24}
-    email = report["results"][0]
+    assert results["email"]["outcomes"] == {"sent": 24}
+    email = results["email"]
     assert (email["seed_target_per_min"], email["worker"]) == (1000, "high")
     assert email["ratio_to_target"] == pytest.approx(email["jobs_per_min"] / 1000, abs=0.01)
-    assert report["results"][2]["worker"] == "bare"
+    # Pushes reached the OneSignal stand-in, one request each, none malformed.
+    assert results["push"]["worker"] == results["broadcast"]["worker"] == "push"
+    assert results["push"]["outcomes"] == {
+        "sent": 20, "(onesignal requests)": 20, "(onesignal recipients)": 20,
+        "(onesignal rejected)": 0}
+    assert results["broadcast"]["outcomes"] == {
+        "sent": 30, "(onesignal batches)": 3, "(batch attempts)": 3,
+        "(onesignal requests)": 3, "(onesignal recipients)": 30, "(onesignal rejected)": 0}
+    assert results["bare"]["worker"] == "bare"
     assert report["jobsite_vs_bare"] == pytest.approx(
-        report["results"][1]["jobs_per_min"] / report["results"][2]["jobs_per_min"], abs=0.01)
-    # The benchmark cleans up after itself: no bench users, emails or timings left
+        results["noop"]["jobs_per_min"] / results["bare"]["jobs_per_min"], abs=0.01)
+    # The benchmark cleans up after itself: no bench users, emails, pushes or timings left
     assert not User.objects.filter(email__endswith="@bench.jobsite.invalid").exists()
     assert EmailLog.objects.count() == 0
+    assert (PushLog.objects.count(), Device.objects.count(), PushCampaign.objects.count(),
+            Notification.objects.count()) == (0, 0, 0, 0)
     assert broker.client.keys(f"{settings.DRAMATIQ_NAMESPACE}:bench:*") == []
 
 
