@@ -1,10 +1,14 @@
 """The outside world of push: OneSignal's REST API, ``POST {ONESIGNAL_API_URL}/notifications``.
 
-The only module that talks to OneSignal. A thin client over ``requests`` rather than the
-official ``onesignal-python-api`` SDK: that SDK is an OpenAPI-generated client (urllib3,
-models for every field, no keep-alive session per thread, no timeout by default), and
-Jobsite sends one request shape; this module is what that shape needs and no more, with
-timeouts on every call and every failure classified in one place.
+The only module that talks to OneSignal. A thin client over ``urllib3`` rather than the
+official ``onesignal-python-api`` SDK: that SDK is an OpenAPI-generated client (models
+for every field, no timeout by default, its own retry rules), and Jobsite sends one
+request shape; this module is what that shape needs and no more, with timeouts on every
+call and every failure classified in one place. ``urllib3`` rather than ``requests``
+(which it sits under): ``requests`` re-reads the proxy environment and merges session
+settings on every call, half the CPU of a push (measured: ``push_deliver`` 3.0 → 2.1 ms
+CPU; README "Performance"). A proxy in the environment (``HTTPS_PROXY``/``NO_PROXY``) is
+still honoured, read once.
 
 Auth is ``Authorization: Key <ONESIGNAL_API_KEY>``; the key and the app id come from the
 settings and are never logged. Each request carries an ``idempotency_key`` derived from
@@ -16,11 +20,13 @@ from __future__ import annotations
 
 import json
 import threading
+import urllib.request
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
-import requests
+import urllib3
 from django.conf import settings
 from django.core.signals import setting_changed
 
@@ -90,30 +96,45 @@ def notification_body(*, headings: dict[str, str], contents: dict[str, str],
     return body
 
 
-# One keep-alive session per worker thread (no TLS handshake per push).
-_local = threading.local()
-_generation = [0]
+# One pool of keep-alive connections per process, shared by its worker threads (urllib3's
+# pools are thread-safe): no TLS handshake per push. Rebuilt when a setting changes.
+_lock = threading.Lock()
+_pool: list[urllib3.PoolManager | None] = [None]
 
 
-def _session() -> requests.Session:
-    session = getattr(_local, "session", None)
-    if session is None or _local.generation != _generation[0]:
-        session = requests.Session()
-        session.headers.update({"Content-Type": "application/json; charset=utf-8",
-                                "Accept": "application/json"})
-        _local.session, _local.generation = session, _generation[0]
-    return session
+def _http() -> urllib3.PoolManager:
+    pool = _pool[0]
+    if pool is None:
+        with _lock:
+            pool = _pool[0]
+            if pool is None:
+                pool = _pool[0] = _pool_for(settings.ONESIGNAL_API_URL)
+    return pool
+
+
+def _pool_for(url: str) -> urllib3.PoolManager:
+    options: dict[str, Any] = {
+        "maxsize": 32, "retries": False,  # the actor retries, with backoff
+        "timeout": urllib3.Timeout(connect=settings.ONESIGNAL_CONNECT_TIMEOUT_SECONDS,
+                                   read=settings.ONESIGNAL_TIMEOUT_SECONDS),
+    }
+    parts = urlsplit(url)
+    proxy = urllib.request.getproxies().get(parts.scheme)
+    if proxy and not urllib.request.proxy_bypass(parts.hostname or ""):
+        return urllib3.ProxyManager(proxy, **options)
+    return urllib3.PoolManager(**options)
 
 
 def _on_setting_changed(*, setting: str, **kwargs: Any) -> None:
     if setting.startswith("ONESIGNAL_"):
-        _generation[0] += 1
+        with _lock:
+            _pool[0] = None
 
 
 setting_changed.connect(_on_setting_changed)
 
 
-def _retry_after(response: requests.Response) -> float | None:
+def _retry_after(response: urllib3.BaseHTTPResponse) -> float | None:
     value = response.headers.get("Retry-After", "")
     try:
         return max(0.0, float(value))
@@ -155,23 +176,23 @@ def send(body: dict[str, Any]) -> Delivery:
         return _console(body)
     url = settings.ONESIGNAL_API_URL.rstrip("/") + "/notifications"
     try:
-        response = _session().post(
-            url, json=body, timeout=(settings.ONESIGNAL_CONNECT_TIMEOUT_SECONDS,
-                                     settings.ONESIGNAL_TIMEOUT_SECONDS),
-            headers={"Authorization": f"Key {settings.ONESIGNAL_API_KEY}"})
-    except requests.RequestException as exc:
-        _local.session = None  # a broken connection: the next push opens a new one
+        response = _http().request(
+            "POST", url, body=json.dumps(body).encode(), redirect=False,
+            headers={"Content-Type": "application/json; charset=utf-8",
+                     "Accept": "application/json",
+                     "Authorization": f"Key {settings.ONESIGNAL_API_KEY}"})
+    except urllib3.exceptions.HTTPError as exc:
         raise OneSignalError(exception_chain(exc), permanent=False) from None
-    status = response.status_code
+    status = response.status
     if status == 429:
         raise OneSignalError("OneSignal (HTTP 429)", permanent=False, status=status,
                              retry_after=_retry_after(response))
     if status >= 500:
         raise OneSignalError(f"OneSignal (HTTP {status})", permanent=False, status=status)
-    if status >= 400:
+    if status >= 300:  # 4xx, or a redirect: a wrong ONESIGNAL_API_URL
         raise OneSignalError(f"OneSignal (HTTP {status})", permanent=True, status=status)
     try:
-        payload = response.json()
+        payload = json.loads(response.data)
     except ValueError:
         raise OneSignalError(f"OneSignal (HTTP {status}, not JSON)", permanent=False,
                              status=status) from None

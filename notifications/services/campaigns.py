@@ -13,10 +13,11 @@ makes one OneSignal request for all its users by external id. Text is not person
 one request reaches thousands of users (English, and French for French devices).
 """
 
+import json
 import logging
-from collections import defaultdict
-from datetime import datetime, timedelta
-from typing import Any
+from collections import Counter, defaultdict
+from datetime import datetime, time, timedelta
+from typing import Any, NamedTuple
 from uuid import uuid4
 
 from django.conf import settings
@@ -34,7 +35,6 @@ from notifications import onesignal
 from notifications.metrics import PUSH_OUTCOMES, PUSHES_RATE_LIMITED
 from notifications.models import (
     Device,
-    Notification,
     PushBatch,
     PushCampaign,
     PushCampaignStatus,
@@ -45,6 +45,7 @@ from notifications.models import (
 )
 from notifications.push_kinds import PUSH_KINDS, push_clean_context
 from notifications.rendering import render_push
+from notifications.services import sql
 from notifications.services.devices import devices_deactivate
 from notifications.services.push import (
     PUSH_RATE_LIMIT,
@@ -134,71 +135,95 @@ def push_campaign_plan(*, campaign_id: int) -> bool:
     return True
 
 
+class _Rules(NamedTuple):
+    """What the per-user checks read of a preference (a model instance per user would
+    cost more than the checks)."""
+
+    enabled: bool
+    opted_out_kinds: list[str]
+    promotional_consent: bool
+    quiet_start: time
+    quiet_end: time
+
+
+_DEFAULT_RULES = _Rules(enabled=True, opted_out_kinds=[], promotional_consent=False,
+                        quiet_start=PushPreference._meta.get_field("quiet_start").default,
+                        quiet_end=PushPreference._meta.get_field("quiet_end").default)
+
+
 def _plan_chunk(campaign: PushCampaign, rows: list[tuple]) -> None:
     kind = PushKind(campaign.kind)
     spec = PUSH_KINDS[kind]
     now = timezone.now()
-    default = PushPreference()
-    decided: list[tuple[tuple, PushStatus | None, datetime | None]] = []
+    decided: list[tuple[int, str, PushStatus | None, datetime | None]] = []
     for row in rows:
-        (user_id, _first, _lang, tz, enabled, opted_out, consent, quiet_start, quiet_end,
+        (user_id, _first, language, tz, enabled, opted_out, consent, quiet_start, quiet_end,
          has_device) = row
-        preference = default if enabled is None else PushPreference(
-            enabled=enabled, opted_out_kinds=opted_out or [], promotional_consent=consent,
-            quiet_start=quiet_start, quiet_end=quiet_end)
-        reason = not_sent_reason(kind=kind, preference=preference, has_device=has_device)
+        rules = _DEFAULT_RULES if enabled is None else _Rules(
+            enabled, _json_list(opted_out), consent, quiet_start, quiet_end)
+        reason = not_sent_reason(kind=kind, preference=rules, has_device=has_device)
         send_at = None
         if reason is None and not spec.urgent:
-            send_at = quiet_hours_end(now=now, time_zone=tz, start=preference.quiet_start,
-                                      end=preference.quiet_end)
-        decided.append((row, reason, send_at))
+            send_at = quiet_hours_end(now=now, time_zone=tz, start=rules.quiet_start,
+                                      end=rules.quiet_end)
+        decided.append((user_id, language if language in ("en", "fr") else "en", reason,
+                        send_at))
     # The per-user limit, for every user still to send to, in one round trip.
-    candidates = [row[0] for row, reason, _ in decided if reason is None]
+    candidates = [user_id for user_id, _, reason, _ in decided if reason is None]
     allowed = dict(zip(candidates, rate_limit_hit_many(PUSH_RATE_LIMIT, candidates),
                        strict=True))
-    headings, contents = render_push(kind=kind, context=campaign.context,
-                                     languages=("en", "fr"))
-    logs: list[PushLog] = []
-    notifications: list[Notification] = []
-    groups: dict[datetime | None, list[PushLog]] = defaultdict(list)
-    for row, reason, send_at in decided:
-        user_id, language = row[0], row[2] if row[2] in ("en", "fr") else "en"
+    groups: dict[datetime | None, list[int]] = defaultdict(list)  # send_at → row indexes
+    for n, (user_id, language, reason, send_at) in enumerate(decided):
         if reason is None and not allowed[user_id]:
-            reason = PushStatus.RATE_LIMITED
+            decided[n] = (user_id, language, PushStatus.RATE_LIMITED, send_at)
             PUSHES_RATE_LIMITED.labels(kind).inc()
-        log = PushLog(kind=kind, user_id=user_id, context=campaign.context,
-                      language=language, campaign=campaign, send_at=send_at,
-                      status=reason or PushStatus.QUEUED,
-                      reason=reason.label if reason else "")
-        if reason is None:
-            notification = Notification(user_id=user_id, kind=f"push:{kind}",
-                                        title=headings[language], body=contents[language],
-                                        is_important=spec.urgent)
-            notifications.append(notification)
-            log.notification = notification
-            groups[send_at].append(log)
-        logs.append(log)
-    Notification.objects.bulk_create(notifications, batch_size=2000)
+        elif reason is None:
+            groups[send_at].append(n)
+    batch_of: dict[int, int] = {}  # row index → batch id
     for send_at, members in groups.items():
         # Users to send to now share the campaign's start as their batches' time.
-        _assign_batches(campaign, send_at or campaign.started_at or now, members,
-                        exact=send_at is None)
-    PushLog.objects.bulk_create(logs, batch_size=2000)
-    sent = sum(len(members) for members in groups.values())
+        batch_of.update(_assign_batches(campaign, send_at or campaign.started_at or now,
+                                        members, exact=send_at is None))
+    headings, contents = render_push(kind=kind, context=campaign.context,
+                                     languages=("en", "fr"))
+    notification_ids = iter(sql.notification_ids_reserve(len(batch_of)))
+    notifications, logs = [], []
+    context = json.dumps(campaign.context)
+    for n, (user_id, language, reason, send_at) in enumerate(decided):
+        notification_id = None
+        if n in batch_of:
+            notification_id = next(notification_ids)
+            notifications.append((notification_id, user_id, f"push:{kind}",
+                                  headings[language], contents[language], False,
+                                  spec.urgent, now))
+        status = reason or PushStatus.QUEUED
+        logs.append((kind.value, user_id, status.value, context, language, "", campaign.pk,
+                     batch_of.get(n), notification_id, "", reason.label if reason else "", 0,
+                     send_at, now, now))
+    sql.notifications_copy(notifications)
+    sql.campaign_logs_copy(logs)
+    sent = len(batch_of)
     PushCampaign.objects.filter(pk=campaign.pk).update(
         recipients=F("recipients") + sent, skipped=F("skipped") + len(logs) - sent)
-    for status in {log.status for log in logs}:
-        PUSH_OUTCOMES.labels(kind, status).inc(sum(log.status == status for log in logs))
+    for status, count in Counter(reason or PushStatus.QUEUED
+                                 for _, _, reason, _ in decided).items():
+        PUSH_OUTCOMES.labels(kind, status).inc(count)
 
 
-def _assign_batches(campaign: PushCampaign, send_at: datetime, members: list[PushLog], *,
-                    exact: bool = False) -> None:
+def _json_list(value: Any) -> list:
+    return json.loads(value) if isinstance(value, str) else value or []
+
+
+def _assign_batches(campaign: PushCampaign, send_at: datetime, members: list[int], *,
+                    exact: bool = False) -> dict[int, int]:
     """Put ``members`` into the campaign's open batch for ``send_at`` (rounded up to the
     minute, unless ``exact``: so users whose quiet hours end within one minute share a
-    batch), opening new ones as they fill; a batch that fills is closed and enqueued."""
+    batch), opening new ones as they fill; a batch that fills is closed and enqueued.
+    Returns each member's batch id."""
     if not exact and (send_at.second or send_at.microsecond):
         send_at = send_at.replace(second=0, microsecond=0) + timedelta(minutes=1)
     size = _batch_size()
+    assigned: dict[int, int] = {}
     pending = list(members)
     while pending:
         batch = (PushBatch.objects.select_for_update()
@@ -210,12 +235,12 @@ def _assign_batches(campaign: PushCampaign, send_at: datetime, members: list[Pus
                                              send_at=send_at)
         room = size - batch.size
         taken, pending = pending[:room], pending[room:]
-        for log in taken:
-            log.batch = batch
+        assigned.update(dict.fromkeys(taken, batch.pk))
         batch.size += len(taken)
         PushBatch.objects.filter(pk=batch.pk).update(size=batch.size)
         if batch.size >= size:
             _close(batch)
+    return assigned
 
 
 def _close(batch: PushBatch) -> None:

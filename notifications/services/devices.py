@@ -29,9 +29,9 @@ def subscription_id_hash(subscription_id: str) -> str:
     return hmac.new(key.digest(), subscription_id.encode(), hashlib.sha256).hexdigest()
 
 
-def device_subscription_id(device: Device) -> str:
-    """The device's subscription id, decrypted (to address it in a OneSignal request)."""
-    return payload_fernet().decrypt(device.subscription_id_encrypted.encode()).decode()
+def subscription_id_decrypt(encrypted: str) -> str:
+    """A device's subscription id, decrypted (to address it in a OneSignal request)."""
+    return payload_fernet().decrypt(encrypted.encode()).decode()
 
 
 def device_register(*, user: User, platform: str, subscription_id: str) -> Device:

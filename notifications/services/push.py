@@ -14,13 +14,11 @@ import datetime
 import logging
 from collections.abc import Iterator
 from datetime import timedelta
-from typing import Any
+from typing import Any, Protocol
 from uuid import uuid4
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from django.conf import settings
-from django.db import transaction
-from django.db.models import F, Q
 from django.utils import timezone
 from dramatiq import Retry
 
@@ -32,7 +30,6 @@ from marketplace.models import User
 from notifications import onesignal
 from notifications.metrics import PUSH_OUTCOMES, PUSHES_RATE_LIMITED
 from notifications.models import (
-    Device,
     Notification,
     PushKind,
     PushLog,
@@ -41,8 +38,8 @@ from notifications.models import (
 )
 from notifications.push_kinds import PUSH_KINDS, PushContentError, push_clean_context
 from notifications.rendering import push_languages, recipient_language, render_push
-from notifications.services.devices import device_subscription_id, devices_deactivate
-from notifications.services.push_consent import push_preference_of
+from notifications.services import sql
+from notifications.services.devices import devices_deactivate, subscription_id_decrypt
 
 logger = logging.getLogger("notifications.services")
 
@@ -88,20 +85,29 @@ def quiet_hours_end(*, now: datetime.datetime, time_zone: str, start: datetime.t
 
 
 def _record(log: PushLog, status: PushStatus, *, reason: str = "") -> PushLog:
+    """Record ``log``'s outcome: a new row is inserted (with its in-app ``notification``,
+    if any), a claimed one updated (one plain UPDATE: the delivery hot path)."""
     log.status, log.reason = status, reason[:200]
     if log.pk is None:
-        log.save()
+        sql.push_log_insert(log, getattr(log, "_in_app", None))
     else:
-        PushLog.objects.filter(pk=log.pk).update(
-            status=status, reason=log.reason, provider_id=log.provider_id,
-            sent_at=log.sent_at, updated_at=timezone.now())
+        sql.push_log_finish(log)
     PUSH_OUTCOMES.labels(log.kind, status).inc()
     logger.log(logging.DEBUG if status == PushStatus.SENT else logging.INFO, "push %s",
                status, extra={"push_log_id": log.pk, "kind": log.kind})
     return log
 
 
-def not_sent_reason(*, kind: PushKind, preference: PushPreference,
+class PushRules(Protocol):
+    """What the checks read of a user's preference (a :class:`PushPreference`, or the
+    campaign planner's lighter tuple)."""
+
+    enabled: bool
+    opted_out_kinds: list[str]
+    promotional_consent: bool
+
+
+def not_sent_reason(*, kind: PushKind, preference: PushRules,
                     has_device: bool) -> PushStatus | None:
     """Why a push of ``kind`` may not go to a user with ``preference``, or ``None``."""
     if not preference.enabled or kind in preference.opted_out_kinds:
@@ -126,68 +132,47 @@ def send_push(*, kind: str, user_id: int, context: dict[str, Any] | None = None,
     except ValueError:
         raise PushContentError(f"Unknown push kind {kind!r}.") from None
     cleaned = push_clean_context(kind, context)
-    user = User.objects.filter(pk=user_id, is_active=True).only(
-        "pk", "first_name", "preferred_language", "time_zone").first()
-    if user is None:
+    found = sql.push_recipient(user_id, device_id=device_id)
+    if found is None:
         raise PushContentError(f"No active user #{user_id}.")
+    user, preference = found.user, found.preference
     spec = PUSH_KINDS[kind]
-    preference = push_preference_of(user.pk)
-    devices = Device.objects.filter(user_id=user.pk, is_active=True)
-    if device_id is not None:
-        devices = devices.filter(pk=device_id)
     language = recipient_language(user)
+    now = timezone.now()
     log = PushLog(kind=kind, user=user, context=cleaned, language=language,
-                  device_id=device_id)
-    reason = not_sent_reason(kind=kind, preference=preference, has_device=devices.exists())
+                  device_id=device_id, created_at=now)
+    reason = not_sent_reason(kind=kind, preference=preference, has_device=found.has_device)
     if reason is None:
         try:
             rate_limit_hit(PUSH_RATE_LIMIT, user.pk)
         except RateLimitExceeded:
             PUSHES_RATE_LIMITED.labels(kind).inc()
             reason = PushStatus.RATE_LIMITED
-    with transaction.atomic():
-        if reason not in (PushStatus.NO_CONSENT, PushStatus.RATE_LIMITED):
-            log.notification = _in_app(user, kind, cleaned, language)
-        if reason is not None:
-            return _record(log, reason, reason=reason.label)
-        now = timezone.now()
-        log.send_at = None if spec.urgent else quiet_hours_end(
-            now=now, time_zone=user.time_zone, start=preference.quiet_start,
-            end=preference.quiet_end)
-        log.message_id = str(uuid4())
-        log.save()
-        delay = int((log.send_at - now).total_seconds() * 1000) if log.send_at else None
-        from notifications.tasks import send_push_task
+    if reason not in (PushStatus.NO_CONSENT, PushStatus.RATE_LIMITED):
+        log._in_app = _in_app(user, kind, cleaned, language)
+    if reason is not None:
+        return _record(log, reason, reason=reason.label)
+    log.send_at = None if spec.urgent else quiet_hours_end(
+        now=now, time_zone=user.time_zone, start=preference.quiet_start,
+        end=preference.quiet_end)
+    # The row knows its message from the start (jobs.stateful). One statement, so no
+    # transaction of its own: inside the caller's, the message goes at its commit.
+    log.status, log.message_id = PushStatus.QUEUED, str(uuid4())
+    sql.push_log_insert(log, log._in_app)
+    delay = int((log.send_at - now).total_seconds() * 1000) if log.send_at else None
+    from notifications.tasks import send_push_task
 
-        enqueue_on_commit(send_push_task, log.pk, _message_id=log.message_id, _delay_ms=delay)
+    enqueue_on_commit(send_push_task, log.pk, _message_id=log.message_id, _delay_ms=delay)
     PUSH_OUTCOMES.labels(kind, PushStatus.QUEUED).inc()
     return log
 
 
 def _in_app(user: User, kind: PushKind, context: dict, language: str) -> Notification:
+    """The in-app twin of a push (unsaved: it is inserted with the push's row)."""
     headings, contents = render_push(kind=kind, context=context,
                                      first_name=user.first_name, languages=(language,))
-    return Notification.objects.create(user=user, kind=f"push:{kind}",
-                                       title=headings[language], body=contents[language],
-                                       is_important=PUSH_KINDS[kind].urgent)
-
-
-def _claim(push_log_id: int, message_id: str) -> PushLog | None:
-    now = timezone.now()
-    claimable = Q(status=PushStatus.QUEUED) | Q(
-        status=PushStatus.SENDING,
-        last_attempt_at__lt=now - SENDING_STALE_AFTER)
-    if message_id:
-        claimable |= Q(status=PushStatus.SENDING, message_id=message_id)
-    updates: dict[str, Any] = {"status": PushStatus.SENDING, "last_attempt_at": now,
-                               "updated_at": now}
-    if message_id:
-        updates["message_id"] = message_id
-    claimed = PushLog.objects.filter(claimable, pk=push_log_id).update(
-        attempts=F("attempts") + 1, **updates)
-    if not claimed:
-        return None
-    return PushLog.objects.select_related("user", "device").get(pk=push_log_id)
+    return Notification(user_id=user.pk, kind=f"push:{kind}", title=headings[language],
+                        body=contents[language], is_important=PUSH_KINDS[kind].urgent)
 
 
 def push_deliver(*, push_log_id: int, final_attempt: bool = False, message_id: str = ""
@@ -203,11 +188,13 @@ def push_deliver(*, push_log_id: int, final_attempt: bool = False, message_id: s
       PushDeliveryError: a transient failure (5xx, network); retried.
       dramatiq.Retry: OneSignal said 429; retried after its ``Retry-After``, no sooner.
     """
-    log = _claim(push_log_id, message_id)
-    if log is None:
+    claimed = sql.push_log_claim(push_log_id, message_id=message_id,
+                                 stale_before=timezone.now() - SENDING_STALE_AFTER)
+    if claimed is None:
         return PushLog.objects.filter(pk=push_log_id).first()
+    log, preference, devices = claimed
     try:
-        return _deliver_claimed(log, final_attempt=final_attempt)
+        return _deliver_claimed(log, preference, devices, final_attempt=final_attempt)
     except (PermanentError, PushDeliveryError, Retry):
         raise
     except BaseException as exc:
@@ -217,20 +204,18 @@ def push_deliver(*, push_log_id: int, final_attempt: bool = False, message_id: s
         raise
 
 
-def _deliver_claimed(log: PushLog, *, final_attempt: bool) -> PushLog:
+def _deliver_claimed(log: PushLog, preference: PushPreference, devices: list[str], *,
+                     final_attempt: bool) -> PushLog:
+    """Send a claimed row; ``devices`` are the encrypted subscription ids it may go to."""
     kind = PushKind(log.kind)
-    devices = list(Device.objects.filter(user_id=log.user_id, is_active=True))
-    if log.device_id is not None:
-        devices = [d for d in devices if d.pk == log.device_id]
-    reason = not_sent_reason(kind=kind, preference=push_preference_of(log.user_id),
-                             has_device=bool(devices))
+    reason = not_sent_reason(kind=kind, preference=preference, has_device=bool(devices))
     if reason is not None:
         return _record(log, reason, reason=f"{reason.label} (at send time)")
     headings, contents = render_push(kind=kind, context=log.context,
                                      first_name=log.user.first_name,
                                      languages=push_languages(log.language))
     target: dict[str, Any] = (
-        {"subscription_ids": [device_subscription_id(d) for d in devices]}
+        {"subscription_ids": [subscription_id_decrypt(d) for d in devices]}
         if log.device_id is not None else {"external_ids": [str(log.user_id)]})
     body = onesignal.notification_body(
         headings=headings, contents=contents, key=onesignal.idempotency_key(
@@ -249,7 +234,7 @@ def _deliver_claimed(log: PushLog, *, final_attempt: bool) -> PushLog:
         if exc.retry_after is not None and not final_attempt:
             raise Retry(delay=int(exc.retry_after * 1000)) from None
         raise PushDeliveryError(f"Push #{log.pk}: not sent ({exc.description}).") from None
-    _deactivate_invalid(delivery, devices)
+    _deactivate_invalid(delivery)
     if not delivery.sent:
         return _record(log, PushStatus.NOT_DELIVERED,
                        reason="; ".join(delivery.errors) or "no notification id")
@@ -257,7 +242,7 @@ def _deliver_claimed(log: PushLog, *, final_attempt: bool) -> PushLog:
     return _record(log, PushStatus.SENT)
 
 
-def _deactivate_invalid(delivery: onesignal.Delivery, devices: list[Device]) -> None:
+def _deactivate_invalid(delivery: onesignal.Delivery) -> None:
     if delivery.invalid_subscription_ids:
         devices_deactivate(subscription_ids=delivery.invalid_subscription_ids,
                            reason="invalid_player_id")

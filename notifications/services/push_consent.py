@@ -11,12 +11,6 @@ from marketplace.models import User
 from notifications.models import PushKind, PushPreference
 
 
-def push_preference_of(user_id: int) -> PushPreference:
-    """The user's preference, or the default (push on, no promotions, 21:00–08:00 quiet)."""
-    return (PushPreference.objects.filter(user_id=user_id).first()
-            or PushPreference(user_id=user_id))
-
-
 def push_preference_update(*, user: User, via: str, enabled: bool | None = None,
                            opt_out: list[str] | None = None, opt_in: list[str] | None = None,
                            promotional_consent: bool | None = None,

@@ -1,11 +1,12 @@
-"""The email hot paths in plain SQL: the recipient check, the queued row, the claim, the end.
+"""The email and push hot paths in plain SQL: the recipient check, the queued row, the
+claim, the end.
 
 Measured: building these queries through the ORM cost more CPU than rendering and sending
 the email (``send_email`` 6.7 → 3.0 ms, ``email_deliver`` 9.0 → 4.4 ms; README
-"Performance"). Each statement names its columns in a tuple below, and
-``tests/notifications/test_sql_columns.py`` ties those tuples to the models: a new
-``EmailLog`` field the INSERT does not set, or a renamed column, fails the suite instead
-of failing in production.
+"Performance"), and the same held for push. Each statement names its columns in a tuple
+below, and ``tests/notifications/test_sql_columns.py`` ties those tuples to the models: a
+new field the INSERT does not set, or a renamed column, fails the suite instead of failing
+in production.
 """
 
 from __future__ import annotations
@@ -19,7 +20,17 @@ from django.db import connection
 from django.utils import timezone
 
 from marketplace.models import User
-from notifications.models import EmailLog, EmailPreference, EmailStatus, Suppression
+from notifications.models import (
+    Device,
+    EmailLog,
+    EmailPreference,
+    EmailStatus,
+    Notification,
+    PushLog,
+    PushPreference,
+    PushStatus,
+    Suppression,
+)
 
 # --- Column lists (checked against the models by the test) ---------------------------
 
@@ -180,3 +191,215 @@ def email_log_finish(log: EmailLog) -> None:
         cursor.execute(_statements()["finish"],
                        [log.status, log.last_error, log.sent_at, log.esp_message_id,
                         timezone.now(), log.pk])
+
+
+# --- Push ------------------------------------------------------------------------------
+
+#: Columns ``send_push`` reads of the recipient, then of their push preference.
+PUSH_RECIPIENT_USER_COLUMNS = ("id", "first_name", "preferred_language", "time_zone")
+PUSH_PREFERENCE_COLUMNS = ("id", "enabled", "opted_out_kinds", "promotional_consent",
+                           "quiet_start", "quiet_end")
+#: The in-app notification a push leaves, inserted in the same statement as its PushLog.
+NOTIFICATION_INSERT_COLUMNS = ("user_id", "kind", "title", "body", "is_read", "is_important",
+                               "created_at")
+#: The PushLog columns a new row is inserted with (the others are nullable campaign links
+#: and attempt times).
+PUSH_INSERT_COLUMNS = ("kind", "user_id", "status", "context", "language", "message_id",
+                       "device_id", "notification_id", "provider_id", "reason", "attempts",
+                       "send_at", "created_at", "updated_at")
+#: What the claim writes and returns of the row (the user's first name, preference and
+#: active devices come with it).
+PUSH_CLAIM_SETS = ("status", "attempts", "last_attempt_at", "updated_at", "message_id")
+PUSH_CLAIM_RETURNING = ("id", "kind", "user_id", "context", "language", "attempts",
+                        "message_id", "device_id", "send_at", "created_at")
+#: What recording an outcome writes.
+PUSH_FINISH_COLUMNS = ("status", "reason", "provider_id", "sent_at", "updated_at")
+
+
+@lru_cache(maxsize=1)
+def _push_statements() -> dict[str, str]:
+    tables = {"log": PushLog._meta.db_table, "user": User._meta.db_table,
+              "preference": PushPreference._meta.db_table,
+              "device": Device._meta.db_table, "notification": Notification._meta.db_table}
+    # The user's active devices (one of them, when the push is for one device).
+    devices = (f"SELECT d.subscription_id_encrypted FROM {tables['device']} d "
+               "WHERE d.user_id = {user} AND d.is_active "
+               "AND ({device} IS NULL OR d.id = {device}) ORDER BY d.id")
+    insert_values = ", ".join(
+        "(SELECT id FROM n)" if column == "notification_id" else
+        "%(context)s::jsonb" if column == "context" else f"%({column})s"
+        for column in PUSH_INSERT_COLUMNS)
+    return {
+        "recipient": (
+            f"SELECT {_columns('u', PUSH_RECIPIENT_USER_COLUMNS)}, "
+            f"{_columns('p', PUSH_PREFERENCE_COLUMNS)}, EXISTS ("
+            + devices.format(user="u.id", device="%(device)s::bigint") + ") "
+            f"FROM {tables['user']} u LEFT JOIN {tables['preference']} p "
+            "ON p.user_id = u.id WHERE u.id = %(user)s AND u.is_active"
+        ),
+        # The row and its in-app notification (when it has one) in one statement.
+        "insert": (
+            f"WITH n AS (INSERT INTO {tables['notification']} "
+            f"({', '.join(NOTIFICATION_INSERT_COLUMNS)}) "
+            "SELECT %(user_id)s, %(n_kind)s, %(n_title)s, %(n_body)s, false, "
+            "%(n_important)s, %(created_at)s WHERE %(in_app)s RETURNING id) "
+            f"INSERT INTO {tables['log']} ({', '.join(PUSH_INSERT_COLUMNS)}) "
+            f"VALUES ({insert_values}) RETURNING id, notification_id"
+        ),
+        # Claimable: queued; or sending, when the claim is stale or belongs to this same
+        # message (its earlier attempt ended without recording an outcome).
+        "claim": (
+            f"WITH claimed AS (UPDATE {tables['log']} SET status = %(sending)s, "
+            "attempts = attempts + 1, last_attempt_at = %(now)s, updated_at = %(now)s, "
+            "message_id = CASE WHEN %(message_id)s = '' THEN message_id "
+            "ELSE %(message_id)s END "
+            "WHERE id = %(id)s AND (status = %(queued)s "
+            "OR (status = %(sending)s AND (last_attempt_at < %(stale)s "
+            "OR (%(message_id)s <> '' AND message_id = %(message_id)s)))) "
+            f"RETURNING {', '.join(PUSH_CLAIM_RETURNING)}) "
+            f"SELECT {_columns('c', PUSH_CLAIM_RETURNING)}, u.first_name, "
+            f"{_columns('p', PUSH_PREFERENCE_COLUMNS)}, ARRAY("
+            + devices.format(user="c.user_id", device="c.device_id") + ") "
+            f"FROM claimed c JOIN {tables['user']} u ON u.id = c.user_id "
+            f"LEFT JOIN {tables['preference']} p ON p.user_id = c.user_id"
+        ),
+        "finish": (
+            f"UPDATE {tables['log']} SET "
+            + ", ".join(f"{column} = %s" for column in PUSH_FINISH_COLUMNS) + " WHERE id = %s"
+        ),
+    }
+
+
+def _json(value):
+    return json.loads(value) if isinstance(value, str) else value
+
+
+def _push_preference(user_id: int, values: tuple) -> PushPreference:
+    pref_id, enabled, opted_out, consent, quiet_start, quiet_end = values
+    if pref_id is None:
+        return PushPreference(user_id=user_id)  # never chose: the defaults
+    return PushPreference(id=pref_id, user_id=user_id, enabled=enabled,
+                          opted_out_kinds=_json(opted_out), promotional_consent=consent,
+                          quiet_start=quiet_start, quiet_end=quiet_end)
+
+
+@dataclass(frozen=True)
+class PushRecipient:
+    user: User
+    preference: PushPreference  # an unsaved default when the user has none
+    has_device: bool  # an active device (the given one, when there is one)
+
+
+def push_recipient(user_id: int, *, device_id: int | None = None) -> PushRecipient | None:
+    """The active user ``user_id`` with their push preference and whether they have an
+    active device (``device_id``, when given)."""
+    if isinstance(user_id, bool) or not isinstance(user_id, int):
+        return None
+    with connection.cursor() as cursor:
+        cursor.execute(_push_statements()["recipient"], {"user": user_id, "device": device_id})
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    size = len(PUSH_RECIPIENT_USER_COLUMNS)
+    user = User(**dict(zip(PUSH_RECIPIENT_USER_COLUMNS, row[:size], strict=True)))
+    user._state.adding = False
+    preference = _push_preference(user.pk, row[size:size + len(PUSH_PREFERENCE_COLUMNS)])
+    return PushRecipient(user=user, preference=preference, has_device=row[-1])
+
+
+def push_log_insert(log: PushLog, notification: Notification | None) -> None:
+    """INSERT ``log`` (its status and reason set) and, when given, its in-app
+    ``notification``, in one statement; sets both pks."""
+    now = log.created_at
+    params = {column: getattr(log, column) for column in PUSH_INSERT_COLUMNS
+              if column not in ("notification_id", "updated_at")}
+    params.update(context=json.dumps(log.context), updated_at=now,
+                  in_app=notification is not None,
+                  n_kind=notification.kind if notification else "",
+                  n_title=notification.title if notification else "",
+                  n_body=notification.body if notification else "",
+                  n_important=notification.is_important if notification else False)
+    with connection.cursor() as cursor:
+        cursor.execute(_push_statements()["insert"], params)
+        log.pk, log.notification_id = cursor.fetchone()
+    log._state.adding = False
+    if notification is not None:
+        notification.pk, notification.created_at = log.notification_id, now
+        notification._state.adding = False
+        log.notification = notification
+
+
+def push_log_claim(push_log_id: int, *, message_id: str, stale_before: datetime
+                   ) -> tuple[PushLog, PushPreference, list[str]] | None:
+    """Claim the row; ``None`` when it is not claimable (see the statement). Returns the
+    row (with its ``user``'s first name), the user's preference and the encrypted
+    subscription ids of the devices it may go to."""
+    now = timezone.now()
+    params = {"sending": PushStatus.SENDING.value, "queued": PushStatus.QUEUED.value,
+              "now": now, "stale": stale_before, "message_id": message_id,
+              "id": push_log_id}
+    with connection.cursor() as cursor:
+        cursor.execute(_push_statements()["claim"], params)
+        row = cursor.fetchone()
+    if row is None:
+        return None
+    size = len(PUSH_CLAIM_RETURNING)
+    claimed = dict(zip(PUSH_CLAIM_RETURNING, row[:size], strict=True))
+    claimed["context"] = _json(claimed["context"])
+    user = User(id=claimed["user_id"], first_name=row[size])
+    user._state.adding = False
+    log = PushLog(**claimed, user=user, status=PushStatus.SENDING, last_attempt_at=now)
+    log._state.adding = False
+    preference = _push_preference(user.pk, row[size + 1:size + 1 + len(PUSH_PREFERENCE_COLUMNS)])
+    return log, preference, list(row[-1])
+
+
+def push_log_finish(log: PushLog) -> None:
+    """Write ``log``'s outcome (status, reason, OneSignal id, sent time) to its row."""
+    with connection.cursor() as cursor:
+        cursor.execute(_push_statements()["finish"],
+                       [log.status, log.reason, log.provider_id, log.sent_at,
+                        timezone.now(), log.pk])
+
+
+# --- Campaigns: thousands of rows per chunk, by COPY --------------------------------------
+# A campaign's planner writes a PushLog and an in-app Notification for each of up to 2,000
+# users per job. COPY takes them at a few microseconds a row; a multi-row INSERT (or the
+# ORM's bulk_create) spent ~100 µs a recipient building model instances and quoting
+# arrays (README "Performance").
+
+#: Every column a campaign's PushLog row is copied with.
+CAMPAIGN_LOG_COLUMNS = ("kind", "user_id", "status", "context", "language", "message_id",
+                        "campaign_id", "batch_id", "notification_id", "provider_id",
+                        "reason", "attempts", "send_at", "created_at", "updated_at")
+#: Every column a campaign's Notification row is copied with (its id reserved first).
+CAMPAIGN_NOTIFICATION_COLUMNS = ("id", *NOTIFICATION_INSERT_COLUMNS)
+
+
+def notification_ids_reserve(count: int) -> list[int]:
+    """``count`` ids from the Notification table's own sequence, for rows copied with
+    their ids (so each PushLog can point to its notification in the same COPY)."""
+    if count <= 0:
+        return []
+    table = Notification._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT nextval(pg_get_serial_sequence(%s, 'id')) "
+                       "FROM generate_series(1, %s)", [table, count])
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _copy(table: str, columns: tuple[str, ...], rows) -> None:
+    with connection.cursor() as cursor, cursor.copy(
+            f"COPY {table} ({', '.join(columns)}) FROM STDIN") as copy:
+        for row in rows:
+            copy.write_row(row)
+
+
+def notifications_copy(rows) -> None:
+    """COPY Notification rows, tuples in ``CAMPAIGN_NOTIFICATION_COLUMNS`` order."""
+    _copy(Notification._meta.db_table, CAMPAIGN_NOTIFICATION_COLUMNS, rows)
+
+
+def campaign_logs_copy(rows) -> None:
+    """COPY a campaign's PushLog rows, tuples in ``CAMPAIGN_LOG_COLUMNS`` order."""
+    _copy(PushLog._meta.db_table, CAMPAIGN_LOG_COLUMNS, rows)

@@ -1,11 +1,12 @@
-"""The email hot paths' plain SQL (notifications.services.sql) is tied to the models: a
-field added to EmailLog, or a column renamed, fails here instead of in production."""
+"""The email and push hot paths' plain SQL (notifications.services.sql) is tied to the
+models: a field added to EmailLog or PushLog, or a column renamed, fails here instead of
+in production."""
 
 import pytest
 from django.db import connection, models
 
 from marketplace.models import User
-from notifications.models import EmailLog, EmailPreference
+from notifications.models import EmailLog, EmailPreference, Notification, PushLog, PushPreference
 from notifications.services import sql
 
 
@@ -41,6 +42,29 @@ def test_the_claim_reads_every_column_a_rendered_email_needs():
         sql.CLAIM_RETURNING)
 
 
+def test_every_column_the_push_sql_names_exists():
+    assert set(sql.PUSH_RECIPIENT_USER_COLUMNS) <= columns(User)
+    assert set(sql.PUSH_PREFERENCE_COLUMNS) <= columns(PushPreference)
+    assert set(sql.NOTIFICATION_INSERT_COLUMNS) <= columns(Notification)
+    for names in (sql.PUSH_INSERT_COLUMNS, sql.PUSH_CLAIM_SETS, sql.PUSH_CLAIM_RETURNING,
+                  sql.PUSH_FINISH_COLUMNS):
+        assert set(names) <= columns(PushLog), names
+
+
+def test_the_push_inserts_set_every_column_that_has_no_null_or_database_default():
+    assert required_columns(PushLog) <= set(sql.PUSH_INSERT_COLUMNS)
+    assert required_columns(Notification) == set(sql.NOTIFICATION_INSERT_COLUMNS)
+    # Every PushLog column is either inserted or one the claim and the outcome write
+    # later, or a campaign's (campaign rows are inserted by the campaign planner).
+    later = {"id", "last_attempt_at", "sent_at", "campaign_id", "batch_id"}
+    assert columns(PushLog) == set(sql.PUSH_INSERT_COLUMNS) | later
+
+
+def test_the_campaign_copies_set_every_column_that_has_no_null_or_database_default():
+    assert required_columns(PushLog) <= set(sql.CAMPAIGN_LOG_COLUMNS) <= columns(PushLog)
+    assert set(sql.CAMPAIGN_NOTIFICATION_COLUMNS) == columns(Notification)
+
+
 @pytest.mark.django_db
 def test_the_statements_match_the_live_schema():
     # The columns are real in the migrated database, not only in the models.
@@ -48,3 +72,8 @@ def test_the_statements_match_the_live_schema():
         live = {column.name for column in connection.introspection.get_table_description(
             cursor, EmailLog._meta.db_table)}
     assert set(sql.INSERT_COLUMNS) | set(sql.CLAIM_RETURNING) | set(sql.FINISH_COLUMNS) <= live
+    with connection.cursor() as cursor:
+        live_push = {column.name for column in connection.introspection.get_table_description(
+            cursor, PushLog._meta.db_table)}
+    assert (set(sql.PUSH_INSERT_COLUMNS) | set(sql.PUSH_CLAIM_RETURNING)
+            | set(sql.PUSH_FINISH_COLUMNS)) <= live_push
