@@ -211,9 +211,7 @@ def _deliver_claimed(log: PushLog, preference: PushPreference, devices: list[str
     reason = not_sent_reason(kind=kind, preference=preference, has_device=bool(devices))
     if reason is not None:
         return _record(log, reason, reason=f"{reason.label} (at send time)")
-    headings, contents = render_push(kind=kind, context=log.context,
-                                     first_name=log.user.first_name,
-                                     languages=push_languages(log.language))
+    headings, contents = _push_text(log)
     target: dict[str, Any] = (
         {"subscription_ids": [subscription_id_decrypt(d) for d in devices]}
         if log.device_id is not None else {"external_ids": [str(log.user_id)]})
@@ -240,6 +238,22 @@ def _deliver_claimed(log: PushLog, preference: PushPreference, devices: list[str
                        reason="; ".join(delivery.errors) or "no notification id")
     log.provider_id, log.sent_at = delivery.notification_id, timezone.now()
     return _record(log, PushStatus.SENT)
+
+
+def _push_text(log: PushLog) -> tuple[dict[str, str], dict[str, str]]:
+    """The push's headings and contents: in the reader's language, its in-app
+    notification's text (the same rendering, done when the push was recorded); the other
+    languages it carries rendered now."""
+    languages = push_languages(log.language)
+    in_app = log.notification if PushLog.notification.is_cached(log) else None
+    known = {log.language: in_app} if in_app is not None else {}
+    headings, contents = render_push(
+        kind=log.kind, context=log.context, first_name=log.user.first_name,
+        languages=tuple(language for language in languages if language not in known))
+    for language, notification in known.items():
+        headings[language], contents[language] = notification.title, notification.body
+    return ({language: headings[language] for language in languages},
+            {language: contents[language] for language in languages})
 
 
 def _deactivate_invalid(delivery: onesignal.Delivery) -> None:

@@ -208,16 +208,30 @@ PUSH_INSERT_COLUMNS = ("kind", "user_id", "status", "context", "language", "mess
                        "device_id", "notification_id", "provider_id", "reason", "attempts",
                        "send_at", "created_at", "updated_at")
 #: What the claim writes and returns of the row (the user's first name, preference and
-#: active devices come with it).
+#: active devices come with it, and the text of its in-app notification: the push's own
+#: text in the reader's language, rendered once).
 PUSH_CLAIM_SETS = ("status", "attempts", "last_attempt_at", "updated_at", "message_id")
 PUSH_CLAIM_RETURNING = ("id", "kind", "user_id", "context", "language", "attempts",
-                        "message_id", "device_id", "send_at", "created_at")
+                        "message_id", "device_id", "notification_id", "send_at",
+                        "created_at")
 #: What recording an outcome writes.
 PUSH_FINISH_COLUMNS = ("status", "reason", "provider_id", "sent_at", "updated_at")
 
 
-@lru_cache(maxsize=1)
-def _push_statements() -> dict[str, str]:
+#: Evaluated in a statement run in autocommit, this makes its commit asynchronous: it
+#: returns before the WAL reaches the disk. Used for a push's claim and outcome only. A
+#: PostgreSQL crash may lose the last fraction of a second of them; the row is then
+#: unfinished again and the re-drive sends it once more under the same OneSignal
+#: idempotency key, which OneSignal answers without notifying twice. The row itself is
+#: inserted with an ordinary (synchronous) commit: it is the record that the push is owed.
+#: Inside a caller's transaction it would apply to the whole transaction: there, the
+#: statements commit as usual.
+ASYNC_COMMIT = "set_config('synchronous_commit', 'off', true)"
+
+
+@lru_cache(maxsize=2)
+def _push_statements(async_commit: bool = False) -> dict[str, str]:
+    commit = ASYNC_COMMIT if async_commit else "NULL"
     tables = {"log": PushLog._meta.db_table, "user": User._meta.db_table,
               "preference": PushPreference._meta.db_table,
               "device": Device._meta.db_table, "notification": Notification._meta.db_table}
@@ -259,13 +273,16 @@ def _push_statements() -> dict[str, str]:
             f"RETURNING {', '.join(PUSH_CLAIM_RETURNING)}) "
             f"SELECT {_columns('c', PUSH_CLAIM_RETURNING)}, u.first_name, "
             f"{_columns('p', PUSH_PREFERENCE_COLUMNS)}, ARRAY("
-            + devices.format(user="c.user_id", device="c.device_id") + ") "
+            + devices.format(user="c.user_id", device="c.device_id") + "), "
+            f"n.title, n.body, {commit} "
             f"FROM claimed c JOIN {tables['user']} u ON u.id = c.user_id "
-            f"LEFT JOIN {tables['preference']} p ON p.user_id = c.user_id"
+            f"LEFT JOIN {tables['preference']} p ON p.user_id = c.user_id "
+            f"LEFT JOIN {tables['notification']} n ON n.id = c.notification_id"
         ),
         "finish": (
             f"UPDATE {tables['log']} SET "
-            + ", ".join(f"{column} = %s" for column in PUSH_FINISH_COLUMNS) + " WHERE id = %s"
+            + ", ".join(f"{column} = %s" for column in PUSH_FINISH_COLUMNS)
+            + f" FROM (SELECT {commit}) AS commit_mode WHERE id = %s"
         ),
     }
 
@@ -332,14 +349,15 @@ def push_log_insert(log: PushLog, notification: Notification | None) -> None:
 def push_log_claim(push_log_id: int, *, message_id: str, stale_before: datetime
                    ) -> tuple[PushLog, PushPreference, list[str]] | None:
     """Claim the row; ``None`` when it is not claimable (see the statement). Returns the
-    row (with its ``user``'s first name), the user's preference and the encrypted
-    subscription ids of the devices it may go to."""
+    row (with its ``user``'s first name and, if it still exists, its ``notification``'s
+    title and body), the user's preference and the encrypted subscription ids of the
+    devices it may go to."""
     now = timezone.now()
     params = {"sending": PushStatus.SENDING.value, "queued": PushStatus.QUEUED.value,
               "now": now, "stale": stale_before, "message_id": message_id,
               "id": push_log_id}
     with connection.cursor() as cursor:
-        cursor.execute(_push_statements()["claim"], params)
+        cursor.execute(_push_statements(not connection.in_atomic_block)["claim"], params)
         row = cursor.fetchone()
     if row is None:
         return None
@@ -351,13 +369,18 @@ def push_log_claim(push_log_id: int, *, message_id: str, stale_before: datetime
     log = PushLog(**claimed, user=user, status=PushStatus.SENDING, last_attempt_at=now)
     log._state.adding = False
     preference = _push_preference(user.pk, row[size + 1:size + 1 + len(PUSH_PREFERENCE_COLUMNS)])
-    return log, preference, list(row[-1])
+    devices, title, body = row[-4:-1]  # row[-1]: the commit mode
+    if title is not None:
+        log.notification = Notification(id=log.notification_id, user_id=user.pk,
+                                        title=title, body=body)
+        log.notification._state.adding = False
+    return log, preference, list(devices)
 
 
 def push_log_finish(log: PushLog) -> None:
     """Write ``log``'s outcome (status, reason, OneSignal id, sent time) to its row."""
     with connection.cursor() as cursor:
-        cursor.execute(_push_statements()["finish"],
+        cursor.execute(_push_statements(not connection.in_atomic_block)["finish"],
                        [log.status, log.reason, log.provider_id, log.sent_at,
                         timezone.now(), log.pk])
 

@@ -127,6 +127,36 @@ def test_a_500_is_retried_and_sent_once_under_one_idempotency_key(
 
 
 @pytest.mark.django_db(transaction=True)
+def test_a_refused_connection_is_retried_and_says_why(settings, onesignal_server, broker,
+                                                      worker, monkeypatch):
+    # OneSignal unreachable for the first attempt (nothing listens on the port), then up;
+    # the retry's backoff (1.5-2 s here) leaves time to bring it up.
+    import socket
+
+    monkeypatch.setitem(send_push_task.options, "min_backoff", 1500)
+    monkeypatch.setitem(send_push_task.options, "max_backoff", 2000)
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        closed_port = probe.getsockname()[1]
+    settings.ONESIGNAL_API_URL = f"http://127.0.0.1:{closed_port}"
+    onesignal_server.expect_request("/notifications").respond_with_json(ok())
+    user = reader()
+
+    log = send_push(kind="order_status", user_id=user.pk, context=ORDER)
+    wait_until(lambda: PushLog.objects.get(pk=log.pk).attempts == 1
+               and PushLog.objects.get(pk=log.pk).status == PushStatus.QUEUED)
+    log.refresh_from_db()
+    # The cause's type is readable (not "[secret]"), and the row waits for its retry.
+    assert "NewConnectionError" in log.reason
+    settings.ONESIGNAL_API_URL = onesignal_server.url_for("/")  # the worker reads it anew
+    drain(broker, worker)
+
+    log.refresh_from_db()
+    assert (log.status, log.attempts, len(onesignal_server.log)) == (PushStatus.SENT, 2, 1)
+
+
+@pytest.mark.django_db(transaction=True)
 def test_a_400_is_not_retried_and_lands_in_the_failed_jobs(onesignal_server, broker, worker):
     onesignal_server.expect_request("/notifications").respond_with_json(
         {"errors": ["Incorrect player_id format"]}, status=400)
@@ -561,3 +591,61 @@ def test_staff_start_a_campaign_from_admin_and_see_its_progress(onesignal_server
     assert "1 / 1" in page.content.decode()
     campaign.refresh_from_db()
     assert (campaign.status, campaign.recipients) == ("done", 1)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_campaign_for_one_platform_reaches_only_users_with_such_a_device(
+        onesignal_server, broker, worker):
+    from notifications.models import PushCampaign
+
+    onesignal_server.expect_request("/notifications").respond_with_json(ok())
+    on_ios = reader("ios@example.test")  # reader() registers iOS devices
+    on_android = make_user("android@example.test")
+    device_register(user=on_android, platform=Platform.ANDROID,
+                    subscription_id="sub-android-7d2e91")
+    for user in (on_ios, on_android):
+        push_preference_update(user=user, via="app", promotional_consent=True,
+                               quiet_start=clock(0), quiet_end=clock(0))
+    campaign = PushCampaign.objects.create(
+        name="iOS only", kind="promotional", platform=Platform.IOS, context={
+            "headline_en": "New", "headline_fr": "Nouveau", "message_en": "Update the app.",
+            "message_fr": "Mettez l'app à jour."})
+
+    from notifications.services.campaigns import push_campaign_start
+
+    push_campaign_start(campaign=campaign)
+    drain(broker, worker)
+
+    [body] = bodies(onesignal_server)
+    assert body["include_aliases"] == {"external_id": [str(on_ios.pk)]}
+    assert dict(PushLog.objects.filter(campaign=campaign).values_list("user_id", "status")) == {
+        on_ios.pk: PushStatus.SENT, on_android.pk: PushStatus.NO_DEVICE}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_pushs_claim_and_outcome_commit_asynchronously_only_on_their_own(broker):
+    # In autocommit (the actor) the claim and the outcome commit without waiting for the
+    # WAL flush, and leave the connection's setting alone; inside a caller's transaction
+    # they do not change how that transaction commits.
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from notifications.services import sql
+
+    def commit_mode() -> str:
+        with connection.cursor() as cursor:
+            cursor.execute("SHOW synchronous_commit")
+            return cursor.fetchone()[0]
+
+    user = reader()
+    log = send_push(kind="order_status", user_id=user.pk, context=ORDER)
+    claimed, _, _ = sql.push_log_claim(log.pk, message_id="", stale_before=timezone.now())
+    claimed.status = PushStatus.SENT
+    sql.push_log_finish(claimed)
+    assert commit_mode() == "on"
+    assert PushLog.objects.get(pk=log.pk).status == PushStatus.SENT
+
+    other = send_push(kind="order_status", user_id=user.pk, context=ORDER)
+    with transaction.atomic():
+        sql.push_log_claim(other.pk, message_id="", stale_before=timezone.now())
+        assert commit_mode() == "on"
