@@ -1,5 +1,7 @@
-"""Admin: the email log (read-only), consent, the blacklist, in-app notifications, and two
-email actions on users (send a verification or a password-reset link).
+"""Admin: the email log (read-only), consent, the blacklist, in-app notifications, push
+(devices without their ids, preferences, the push log, campaigns with their progress), and
+three actions on users (send a verification or a password-reset link, a push of their
+latest order's status).
 
 Staff add and remove blacklisted addresses on the suppression list; the admin calls the
 services so each change is audited.
@@ -8,6 +10,7 @@ services so each change is audited.
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 
+from marketplace.models import Order
 from notifications.kinds import ContentError, EmailContentError
 from notifications.models import (
     Device,
@@ -18,6 +21,7 @@ from notifications.models import (
     PushBatch,
     PushCampaign,
     PushCampaignStatus,
+    PushKind,
     PushLog,
     PushPreference,
     PushStatus,
@@ -25,6 +29,7 @@ from notifications.models import (
     SuppressionReason,
 )
 from notifications.services.campaigns import push_campaign_start
+from notifications.services.push import send_push
 from notifications.services.push_consent import push_opt_out, push_preference_update
 from notifications.services.sending import send_email
 from notifications.services.suppression import suppression_add, suppression_remove
@@ -122,9 +127,26 @@ def send_password_reset_email(modeladmin, request, queryset):
     _send_to_users(modeladmin, request, queryset, EmailKind.PASSWORD_RESET)
 
 
+@admin.action(description="Send a push of their latest order's status")
+def send_order_status_push(modeladmin, request, queryset):
+    outcomes: dict[str, int] = {}
+    for user in queryset.order_by("pk"):
+        order = Order.objects.filter(client=user).order_by("-created_at").first()
+        if order is None:
+            status = "no order"
+        else:
+            status = send_push(kind=PushKind.ORDER_STATUS, user_id=user.pk, context={
+                "order_id": order.pk, "order_title": order.title,
+                "status": order.status}).status
+        outcomes[status] = outcomes.get(status, 0) + 1
+    summary = ", ".join(f"{count} {status}" for status, count in sorted(outcomes.items()))
+    modeladmin.message_user(request, f"Order status push: {summary}.",
+                            messages.SUCCESS if "queued" in outcomes else messages.WARNING)
+
+
 _user_admin = admin.site.get_model_admin(get_user_model())
 _user_admin.actions = [*(_user_admin.actions or []), send_verification_email,
-                       send_password_reset_email]
+                       send_password_reset_email, send_order_status_push]
 
 
 # --- Push ---------------------------------------------------------------------------------

@@ -76,6 +76,7 @@ def main() -> int:
         manage(env, "migrate", "--no-input", "-v", "0")
         manage(env, "collectstatic", "--no-input", "-v", "0")
         manage(env, "seed_demo", "--admin-password-file", str(VAR / "demo-admin.txt"))
+        manage(env, "seed_demo_push")
         manage(env, "schedules_sync")
         print("Admin: http://127.0.0.1:8000/admin/   (Ctrl-C stops everything)")
 

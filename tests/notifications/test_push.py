@@ -649,3 +649,32 @@ def test_a_pushs_claim_and_outcome_commit_asynchronously_only_on_their_own(broke
     with transaction.atomic():
         sql.push_log_claim(other.pk, message_id="", stale_before=timezone.now())
         assert commit_mode() == "on"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_make_runs_demo_users_get_devices_and_staff_push_their_order_status(
+        onesignal_server, broker, worker, staff_client):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from marketplace.models import Order, User
+
+    onesignal_server.expect_request("/notifications").respond_with_json(ok())
+    call_command("seed_demo", stdout=StringIO())
+    call_command("seed_demo_push", stdout=StringIO())
+    call_command("seed_demo_push", stdout=StringIO())  # idempotent
+    demo = User.objects.filter(email__endswith="@demo.jobsite.local", is_staff=False)
+    assert Device.objects.filter(user__in=demo, is_active=True).count() == demo.count()
+    client = Order.objects.order_by("pk").first().client
+
+    response = staff_client.post(reverse("admin:marketplace_user_changelist"), {
+        "action": "send_order_status_push", "_selected_action": [client.pk]}, follow=True)
+    assert "Order status push: 1 queued." in response.content.decode()
+    drain(broker, worker)
+
+    order = Order.objects.filter(client=client).order_by("-created_at").first()
+    [body] = bodies(onesignal_server)
+    assert body["include_aliases"] == {"external_id": [str(client.pk)]}
+    assert body["data"] == {"kind": "order_status", "order_id": order.pk}
+    assert PushLog.objects.get(user=client).status == PushStatus.SENT
