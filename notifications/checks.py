@@ -73,6 +73,19 @@ def _sample_user(language: str) -> User:
                 preferred_language=language, password="!")
 
 
+def _load_problems(engine, names: list[str]) -> list[str]:
+    """What is wrong with loading each template: missing, or not compiling."""
+    problems = []
+    for name in names:
+        try:
+            engine.get_template(name)
+        except TemplateDoesNotExist:
+            problems.append(f"{name} is missing")
+        except TemplateSyntaxError as exc:
+            problems.append(f"{name} does not compile: {exc}")
+    return problems
+
+
 def template_problems() -> list[str]:
     """Every problem of every kind × language, as readable sentences."""
     problems: list[str] = []
@@ -80,18 +93,10 @@ def template_problems() -> list[str]:
     for kind in EmailKind:
         spec = KINDS[kind]
         for language in LANGUAGES:
-            missing = False
-            for part in PARTS:
-                name = template_name(kind, language, part)
-                try:
-                    engine.get_template(name)
-                except TemplateDoesNotExist:
-                    problems.append(f"{name} is missing")
-                    missing = True
-                except TemplateSyntaxError as exc:
-                    problems.append(f"{name} does not compile: {exc}")
-                    missing = True
-            if missing:
+            broken = _load_problems(engine, [template_name(kind, language, part)
+                                             for part in PARTS])
+            problems += broken
+            if broken:
                 continue
             try:
                 rendered = render_email(
@@ -138,17 +143,9 @@ def push_template_problems() -> list[str]:
     for kind in PushKind:
         spec = PUSH_KINDS[kind]
         for language in LANGUAGES:
-            names = [push_template_name(kind, language, part) for part in PUSH_PARTS]
-            broken = False
-            for name in names:
-                try:
-                    engine.get_template(name)
-                except TemplateDoesNotExist:
-                    problems.append(f"{name} is missing")
-                    broken = True
-                except TemplateSyntaxError as exc:
-                    problems.append(f"{name} does not compile: {exc}")
-                    broken = True
+            broken = _load_problems(engine, [push_template_name(kind, language, part)
+                                             for part in PUSH_PARTS])
+            problems += broken
             if broken:
                 continue
             for first_name in ("Sam", ""):

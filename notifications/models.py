@@ -277,6 +277,7 @@ class PushBatch(models.Model):
 
     class Meta:
         ordering = ["campaign", "number"]
+        verbose_name_plural = "push batches"
         constraints = [models.UniqueConstraint(fields=["campaign", "number"],
                                                name="pushbatch_campaign_number")]
 
