@@ -30,6 +30,9 @@ SUPERUSER = {
     "notifications.pushlog": (200, 403),
     "notifications.pushpreference": (200, 403),
     "notifications.suppression": (200, 200),
+    "retention.legalhold": (200, 200),
+    "retention.retentionpolicypage": (200, 403),
+    "retention.retentionrun": (200, 403),
 }
 # Library internals staff do not edit: taken out of the admin (jobs/admin.py).
 HIDDEN = ["django_apscheduler.djangojob", "django_apscheduler.djangojobexecution",

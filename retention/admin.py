@@ -1,0 +1,76 @@
+"""Admin: the retention policy (one page, from ``retention.policy``), the runs, legal holds."""
+
+from django.contrib import admin
+from django.core.exceptions import PermissionDenied
+from django.template.response import TemplateResponse
+from django.utils import timezone
+
+from audit.services import audit_log_record
+from retention.models import LegalHold, RetentionPolicyPage, RetentionRun
+from retention.policy import POLICIES, TABLE_HEADER, policy_table_rows
+
+
+@admin.register(RetentionPolicyPage)
+class RetentionPolicyAdmin(admin.ModelAdmin):
+    """The policy table, with the rule each cleanup applies and the models it governs."""
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        if not self.has_view_permission(request):
+            raise PermissionDenied
+        rows = [(*row, p.rule, ", ".join(p.models) or "—")
+                for row, p in zip(policy_table_rows(), POLICIES, strict=True)]
+        context = {**self.admin_site.each_context(request), "title": "Retention policy",
+                   "header": (*TABLE_HEADER, "Rule", "Models"), "rows": rows,
+                   "opts": self.model._meta}
+        return TemplateResponse(request, "admin/retention/policy.html", context)
+
+
+@admin.register(RetentionRun)
+class RetentionRunAdmin(admin.ModelAdmin):
+    list_display = ("policy", "dry_run", "status", "cutoff", "counts", "started_at",
+                    "finished_at")
+    list_filter = ("policy", "status", "dry_run")
+    readonly_fields = [f.name for f in RetentionRun._meta.fields]
+
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(LegalHold)
+class LegalHoldAdmin(admin.ModelAdmin):
+    """Staff place a hold (on a user, or one record) and release it; both are audited."""
+
+    list_display = ("__str__", "reason", "created_by", "created_at", "released_at")
+    list_filter = ("released_at",)
+    raw_id_fields = ("user",)
+    fields = ("user", "resource_type", "resource_id", "reason")
+    actions = ("release",)
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # released, never deleted: the record of the hold stays
+
+    def save_model(self, request, obj, form, change):
+        if obj.created_by_id is None:
+            obj.created_by = request.user
+        super().save_model(request, obj, form, change)
+        audit_log_record(action="retention.hold_placed", resource=obj, actor=request.user,
+                         is_critical=True)
+
+    @admin.action(description="Release the hold")
+    def release(self, request, queryset):
+        for hold in queryset.filter(released_at__isnull=True):
+            LegalHold.objects.filter(pk=hold.pk).update(released_at=timezone.now())
+            audit_log_record(action="retention.hold_released", resource=hold,
+                             actor=request.user, is_critical=True)

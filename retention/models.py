@@ -1,0 +1,68 @@
+"""Retention runs (what each cleanup did) and legal holds (what no cleanup may delete)."""
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class RetentionRun(models.Model):
+    """One run of one policy's cleanup, with counts per outcome (never the rows)."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        REFUSED = "refused", "Refused (safety check)"
+        FAILED = "failed", "Failed"
+
+    policy = models.CharField(max_length=50)
+    dry_run = models.BooleanField(default=True)
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    cutoff = models.DateTimeField(null=True, blank=True)
+    counts = models.JSONField(default=dict, blank=True)
+    last_id = models.BigIntegerField(default=0, help_text="Resumes from here (batches by id).")
+    reason = models.CharField(max_length=200, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"{self.policy} run #{self.pk}{' (dry run)' if self.dry_run else ''}"
+
+
+class LegalHold(models.Model):
+    """While active, nothing of this user (or this one record) is deleted by retention."""
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True,
+                             blank=True, related_name="legal_holds")
+    resource_type = models.CharField(max_length=100, blank=True,
+                                     help_text="A single record: app_label.model_name.")
+    resource_id = models.CharField(max_length=100, blank=True)
+    reason = models.CharField(max_length=200)
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.SET_NULL,
+                                   null=True, blank=True, related_name="+")
+    created_at = models.DateTimeField(default=timezone.now)
+    released_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.CheckConstraint(
+            condition=models.Q(user__isnull=False) | ~models.Q(resource_type=""),
+            name="legalhold_holds_something")]
+
+    def __str__(self) -> str:
+        target = f"user #{self.user_id}" if self.user_id else (
+            f"{self.resource_type}#{self.resource_id}")
+        return f"Legal hold on {target}"
+
+
+class RetentionPolicyPage(models.Model):
+    """No table: the admin's "Retention policy" page, which shows ``retention.policy``."""
+
+    class Meta:
+        managed = False
+        verbose_name = verbose_name_plural = "retention policy"
+        default_permissions = ("view",)
+
+    def __str__(self) -> str:
+        return "Retention policy"

@@ -1,0 +1,206 @@
+"""Retention cleanups: batched by primary key, short transactions, dry runs, legal holds.
+
+A cleanup is a :class:`Cleanup`: which table, which rows are past the policy (``expired``:
+SQL over the table's alias ``t``), which columns hold content (overwritten before the
+row is deleted, so the deleted text does not wait in the row for the vacuum), and which
+columns name users (a legal hold on one of them keeps the row). :func:`retention_run_start`
+records a :class:`RetentionRun`; :func:`retention_run_step` handles up to a few batches
+from the run's last id (the actor re-enqueues itself from there, so no job is one giant
+transaction); the last step finishes the run and audits it, with counts only.
+
+Important rows are kept: the archive to cold storage that must come before deleting them
+is not built yet (the retention issue's next step), and nothing is deleted unarchived.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from django.apps import apps
+from django.db import connection, transaction
+from django.utils import timezone
+
+from audit.services import audit_log_record
+from retention.models import LegalHold, RetentionRun
+from retention.policy import Policy, policy
+
+logger = logging.getLogger("retention")
+
+BATCH_SIZE = 2000
+#: How far the app's clock may be from PostgreSQL's before a run refuses (a clock mistake
+#: would move every cutoff).
+MAX_CLOCK_SKEW = timedelta(minutes=5)
+
+
+class RetentionRefused(Exception):
+    """The run's safety checks failed; nothing was deleted."""
+
+
+@dataclass(frozen=True)
+class Cleanup:
+    policy_key: str
+    model: str  # app_label.model_name
+    expired: str  # SQL over alias t, with %(cutoff)s
+    kept: dict[str, str]  # outcome → SQL over t of rows past the cutoff that are kept
+    content_columns: tuple[str, ...]
+    user_columns: tuple[str, ...]
+
+
+CLEANUPS: dict[str, Cleanup] = {
+    "chat-cleanup": Cleanup(
+        policy_key="chat-messages", model="marketplace.chatmessage",
+        expired="t.created_at < %(cutoff)s AND t.is_read AND NOT t.is_important",
+        kept={"kept_unread": "t.created_at < %(cutoff)s AND NOT t.is_read",
+              "kept_important": "t.created_at < %(cutoff)s AND t.is_read AND t.is_important"},
+        content_columns=("body",), user_columns=("sender_id", "recipient_id")),
+    "notification-cleanup": Cleanup(
+        policy_key="notification-history", model="notifications.notification",
+        expired="t.created_at < %(cutoff)s AND t.is_read AND NOT t.is_important",
+        kept={"kept_unread": "t.created_at < %(cutoff)s AND NOT t.is_read",
+              "kept_important": "t.created_at < %(cutoff)s AND t.is_read AND t.is_important"},
+        content_columns=("title", "body"), user_columns=("user_id",)),
+}
+
+
+def _table(cleanup: Cleanup) -> str:
+    return apps.get_model(cleanup.model)._meta.db_table
+
+
+def _not_held(cleanup: Cleanup) -> str:
+    """SQL: the row is under no active legal hold (of one of its users, or of itself)."""
+    holds = LegalHold._meta.db_table
+    users = " OR ".join(f"h.user_id = t.{column}" for column in cleanup.user_columns)
+    return (f"NOT EXISTS (SELECT 1 FROM {holds} h WHERE h.released_at IS NULL AND "
+            f"(({users}) OR (h.resource_type = %(label)s AND h.resource_id = t.id::text)))")
+
+
+def cutoff_for(policy_: Policy, now: datetime, requested: datetime | None = None) -> datetime:
+    """The instant before which the policy's rows are past their period: ``now`` less the
+    period, or an earlier ``requested`` one (staff may clean less, never more).
+
+    Raises:
+      RetentionRefused: the policy keeps its data until the user deletes it; the cutoff
+        would be younger than the period; or this process's clock is off PostgreSQL's
+        (a clock mistake would move every cutoff).
+    """
+    if policy_.period is None:
+        raise RetentionRefused(f"{policy_.data_type} are kept until the user deletes them.")
+    cutoff = requested or now - policy_.period
+    if cutoff > now - policy_.period:
+        raise RetentionRefused(f"cutoff {cutoff.isoformat()} is younger than "
+                               f"{policy_.period_label}")
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT now()")
+        database_now = cursor.fetchone()[0]
+    if abs(database_now - now) > MAX_CLOCK_SKEW:
+        raise RetentionRefused("this clock and PostgreSQL's differ by "
+                               f"{abs(database_now - now)}")
+    return cutoff
+
+
+def retention_report(now: datetime | None = None) -> list[dict]:
+    """Per cleanup: what it would delete now and what it keeps, as counts only."""
+    now = now or timezone.now()
+    report = []
+    for name, cleanup in CLEANUPS.items():
+        cutoff = now - policy(cleanup.policy_key).period
+        params = {"cutoff": cutoff, "label": cleanup.model}
+        counts = {"would_delete": _count(cleanup, f"{cleanup.expired} AND {_not_held(cleanup)}",
+                                         params),
+                  "held": _count(cleanup, f"{cleanup.expired} AND NOT {_not_held(cleanup)}",
+                                 params)}
+        for outcome, condition in cleanup.kept.items():
+            counts[outcome] = _count(cleanup, condition, params)
+        report.append({"cleanup": name, "policy": cleanup.policy_key,
+                       "cutoff": cutoff, **counts})
+    return report
+
+
+def _count(cleanup: Cleanup, condition: str, params: dict) -> int:
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT count(*) FROM {_table(cleanup)} t WHERE {condition}", params)
+        return cursor.fetchone()[0]
+
+
+def retention_run_start(name: str, *, dry_run: bool, now: datetime | None = None,
+                        cutoff: datetime | None = None) -> RetentionRun:
+    """Record a run of cleanup ``name``; a run whose safety checks fail is recorded as
+    refused (and audited), and raises :class:`RetentionRefused`."""
+    cleanup = CLEANUPS[name]
+    now = now or timezone.now()
+    run = RetentionRun(policy=cleanup.policy_key, dry_run=dry_run)
+    try:
+        run.cutoff = cutoff_for(policy(cleanup.policy_key), now, cutoff)
+    except RetentionRefused as exc:
+        run.status, run.reason, run.finished_at = RetentionRun.Status.REFUSED, str(exc)[:200], now
+        run.save()
+        audit_log_record(action="retention.refused", resource=run, metadata={
+            "policy": run.policy, "dry_run": dry_run}, is_critical=True)
+        raise
+    run.counts = {"deleted" if not dry_run else "would_delete": 0}
+    run.save()
+    return run
+
+
+def retention_run_step(run_id: int, name: str, *, max_batches: int = 10,
+                       batch_size: int | None = None) -> bool:
+    """Handle up to ``max_batches`` batches (of ``BATCH_SIZE`` rows) of the run from its
+    last id. Returns whether there is more (the caller goes on from the run's
+    ``last_id``)."""
+    cleanup = CLEANUPS[name]
+    batch_size = batch_size or BATCH_SIZE
+    run = RetentionRun.objects.get(pk=run_id)
+    if run.status != RetentionRun.Status.RUNNING:
+        return False
+    for _ in range(max_batches):
+        ids = _next_batch(cleanup, run, batch_size)
+        if not ids:
+            _finish(run, cleanup)
+            return False
+        done = len(ids) if run.dry_run else _delete(cleanup, run, ids)
+        key = "would_delete" if run.dry_run else "deleted"
+        run.counts[key] = run.counts.get(key, 0) + done
+        run.last_id = ids[-1]
+        RetentionRun.objects.filter(pk=run.pk).update(counts=run.counts, last_id=run.last_id)
+    return True
+
+
+def _next_batch(cleanup: Cleanup, run: RetentionRun, size: int) -> list[int]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT t.id FROM {_table(cleanup)} t WHERE t.id > %(after)s AND "
+            f"{cleanup.expired} AND {_not_held(cleanup)} ORDER BY t.id LIMIT %(size)s",
+            {"after": run.last_id, "cutoff": run.cutoff, "label": cleanup.model,
+             "size": size})
+        return [row[0] for row in cursor.fetchall()]
+
+
+def _delete(cleanup: Cleanup, run: RetentionRun, ids: list[int]) -> int:
+    """Overwrite the batch's content, then delete it, in one short transaction; rows that
+    stopped matching since they were chosen (read flag, importance, a new hold) stay."""
+    table = _table(cleanup)
+    blank = ", ".join(f"{column} = ''" for column in cleanup.content_columns)
+    params = {"ids": ids, "cutoff": run.cutoff, "label": cleanup.model}
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} t SET {blank} WHERE t.id = ANY(%(ids)s) AND {cleanup.expired} "
+            f"AND {_not_held(cleanup)} RETURNING t.id", params)
+        overwritten = [row[0] for row in cursor.fetchall()]
+        cursor.execute(f"DELETE FROM {table} WHERE id = ANY(%s)", [overwritten])
+        return cursor.rowcount
+
+
+def _finish(run: RetentionRun, cleanup: Cleanup) -> None:
+    params = {"cutoff": run.cutoff, "label": cleanup.model}
+    for outcome, condition in cleanup.kept.items():
+        run.counts[outcome] = _count(cleanup, condition, params)
+    run.counts["held"] = _count(cleanup, f"{cleanup.expired} AND NOT {_not_held(cleanup)}",
+                                params)
+    run.status, run.finished_at = RetentionRun.Status.DONE, timezone.now()
+    run.save(update_fields=["counts", "status", "finished_at"])
+    audit_log_record(action="retention.run", resource=run, metadata={
+        "policy": run.policy, "dry_run": run.dry_run, **run.counts})
+    logger.info("retention run done", extra={"policy": run.policy, "dry_run": run.dry_run,
+                                              **run.counts})

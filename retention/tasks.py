@@ -1,0 +1,31 @@
+"""Retention actors on the maintenance queue. Each run goes batch by batch from the last id
+it reached, re-enqueueing itself, so no job holds a long transaction or runs for hours."""
+
+from jobs.enqueue import enqueue_on_commit
+from jobs.queues import Queue, jobsite_actor
+from jobs.scheduling.specs import ScheduleSpec
+from retention.services import RetentionRefused, retention_run_start, retention_run_step
+
+
+@jobsite_actor(queue=Queue.MAINTENANCE, actor_name="retention_cleanup", max_retries=3)
+def retention_cleanup(cleanup: str, run_id: int | None = None, dry_run: bool = False) -> None:
+    """Run (or go on with) cleanup ``cleanup``. Idempotent: a repeated step finds the
+    rows it deleted gone and goes on from the run's last id."""
+    if run_id is None:
+        try:
+            run_id = retention_run_start(cleanup, dry_run=dry_run).pk
+        except RetentionRefused:
+            return  # recorded and audited as refused; nothing to retry
+    if retention_run_step(run_id, cleanup):
+        enqueue_on_commit(retention_cleanup, cleanup, run_id)
+
+
+SCHEDULES = [
+    ScheduleSpec(name="chat-cleanup", actor_name="retention_cleanup", cron="0 2 * * *",
+                 time_zone="UTC", kwargs={"cleanup": "chat-cleanup"},
+                 description="Retention: read chat messages older than 90 days."),
+    ScheduleSpec(name="notification-cleanup", actor_name="retention_cleanup",
+                 cron="0 4 * * *", time_zone="UTC",
+                 kwargs={"cleanup": "notification-cleanup"},
+                 description="Retention: read in-app notifications older than 90 days."),
+]
