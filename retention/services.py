@@ -46,6 +46,9 @@ class Cleanup:
     kept: dict[str, str]  # outcome → SQL over t of rows past the cutoff that are kept
     content_columns: tuple[str, ...]
     user_columns: tuple[str, ...]
+    # Rows of other tables that refer to a deleted row and go with it: (model, column).
+    dependents: tuple[tuple[str, str], ...] = ()
+    then: str | None = None  # the cleanup the actor runs next, in the same schedule
 
 
 CLEANUPS: dict[str, Cleanup] = {
@@ -61,6 +64,19 @@ CLEANUPS: dict[str, Cleanup] = {
         kept={"kept_unread": "t.created_at < %(cutoff)s AND NOT t.is_read",
               "kept_important": "t.created_at < %(cutoff)s AND t.is_read AND t.is_important"},
         content_columns=("title", "body"), user_columns=("user_id",)),
+    # Sessions idle or expired for 7 days (their refresh tokens with them), then tokens
+    # revoked, inactive, expired or idle for 7 days.
+    "session-cleanup": Cleanup(
+        policy_key="session-data", model="marketplace.usersession",
+        expired="(t.last_activity_at < %(cutoff)s OR t.expires_at < %(cutoff)s)",
+        kept={}, content_columns=(), user_columns=("user_id",),
+        dependents=(("marketplace.refreshtoken", "session_id"),),
+        then="refresh-token-cleanup"),
+    "refresh-token-cleanup": Cleanup(
+        policy_key="session-data", model="marketplace.refreshtoken",
+        expired="(t.revoked OR NOT t.is_active OR t.expires_at < %(now)s "
+                "OR t.last_activity_at < %(cutoff)s)",
+        kept={}, content_columns=(), user_columns=("user_id",)),
 }
 
 
@@ -106,7 +122,7 @@ def retention_report(now: datetime | None = None) -> list[dict]:
     report = []
     for name, cleanup in CLEANUPS.items():
         cutoff = now - policy(cleanup.policy_key).period
-        params = {"cutoff": cutoff, "label": cleanup.model}
+        params = {"cutoff": cutoff, "now": now, "label": cleanup.model}
         counts = {"would_delete": _count(cleanup, f"{cleanup.expired} AND {_not_held(cleanup)}",
                                          params),
                   "held": _count(cleanup, f"{cleanup.expired} AND NOT {_not_held(cleanup)}",
@@ -172,8 +188,7 @@ def _next_batch(cleanup: Cleanup, run: RetentionRun, size: int) -> list[int]:
         cursor.execute(
             f"SELECT t.id FROM {_table(cleanup)} t WHERE t.id > %(after)s AND "
             f"{cleanup.expired} AND {_not_held(cleanup)} ORDER BY t.id LIMIT %(size)s",
-            {"after": run.last_id, "cutoff": run.cutoff, "label": cleanup.model,
-             "size": size})
+            {**_params(run, cleanup), "after": run.last_id, "size": size})
         return [row[0] for row in cursor.fetchall()]
 
 
@@ -181,19 +196,31 @@ def _delete(cleanup: Cleanup, run: RetentionRun, ids: list[int]) -> int:
     """Overwrite the batch's content, then delete it, in one short transaction; rows that
     stopped matching since they were chosen (read flag, importance, a new hold) stay."""
     table = _table(cleanup)
-    blank = ", ".join(f"{column} = ''" for column in cleanup.content_columns)
-    params = {"ids": ids, "cutoff": run.cutoff, "label": cleanup.model}
+    params = {**_params(run, cleanup), "ids": ids}
+    still = f"t.id = ANY(%(ids)s) AND {cleanup.expired} AND {_not_held(cleanup)}"
     with transaction.atomic(), connection.cursor() as cursor:
-        cursor.execute(
-            f"UPDATE {table} t SET {blank} WHERE t.id = ANY(%(ids)s) AND {cleanup.expired} "
-            f"AND {_not_held(cleanup)} RETURNING t.id", params)
-        overwritten = [row[0] for row in cursor.fetchall()]
-        cursor.execute(f"DELETE FROM {table} WHERE id = ANY(%s)", [overwritten])
+        if cleanup.content_columns:
+            blank = ", ".join(f"{column} = ''" for column in cleanup.content_columns)
+            cursor.execute(f"UPDATE {table} t SET {blank} WHERE {still} RETURNING t.id",
+                           params)
+        else:
+            cursor.execute(f"SELECT t.id FROM {table} t WHERE {still} FOR UPDATE", params)
+        chosen = [row[0] for row in cursor.fetchall()]
+        for model, column in cleanup.dependents:
+            cursor.execute(f"DELETE FROM {apps.get_model(model)._meta.db_table} "
+                           f"WHERE {column} = ANY(%s)", [chosen])
+        cursor.execute(f"DELETE FROM {table} WHERE id = ANY(%s)", [chosen])
         return cursor.rowcount
 
 
+def _params(run: RetentionRun, cleanup: Cleanup) -> dict:
+    """The statements' parameters: the run's cutoff, and its "now" (cutoff + period)."""
+    return {"cutoff": run.cutoff, "now": run.cutoff + policy(cleanup.policy_key).period,
+            "label": cleanup.model}
+
+
 def _finish(run: RetentionRun, cleanup: Cleanup) -> None:
-    params = {"cutoff": run.cutoff, "label": cleanup.model}
+    params = _params(run, cleanup)
     for outcome, condition in cleanup.kept.items():
         run.counts[outcome] = _count(cleanup, condition, params)
     run.counts["held"] = _count(cleanup, f"{cleanup.expired} AND NOT {_not_held(cleanup)}",

@@ -4,7 +4,12 @@ it reached, re-enqueueing itself, so no job holds a long transaction or runs for
 from jobs.enqueue import enqueue_on_commit
 from jobs.queues import Queue, jobsite_actor
 from jobs.scheduling.specs import ScheduleSpec
-from retention.services import RetentionRefused, retention_run_start, retention_run_step
+from retention.services import (
+    CLEANUPS,
+    RetentionRefused,
+    retention_run_start,
+    retention_run_step,
+)
 
 
 @jobsite_actor(queue=Queue.MAINTENANCE, actor_name="retention_cleanup", max_retries=3)
@@ -17,13 +22,19 @@ def retention_cleanup(cleanup: str, run_id: int | None = None, dry_run: bool = F
         except RetentionRefused:
             return  # recorded and audited as refused; nothing to retry
     if retention_run_step(run_id, cleanup):
-        enqueue_on_commit(retention_cleanup, cleanup, run_id)
+        enqueue_on_commit(retention_cleanup, cleanup, run_id, dry_run)
+    elif CLEANUPS[cleanup].then:
+        enqueue_on_commit(retention_cleanup, CLEANUPS[cleanup].then, None, dry_run)
 
 
 SCHEDULES = [
     ScheduleSpec(name="chat-cleanup", actor_name="retention_cleanup", cron="0 2 * * *",
                  time_zone="UTC", kwargs={"cleanup": "chat-cleanup"},
                  description="Retention: read chat messages older than 90 days."),
+    ScheduleSpec(name="session-cleanup", actor_name="retention_cleanup", cron="0 3 * * *",
+                 time_zone="UTC", kwargs={"cleanup": "session-cleanup"},
+                 description="Retention: sessions idle or expired for 7 days, then "
+                             "revoked, inactive or expired refresh tokens."),
     ScheduleSpec(name="notification-cleanup", actor_name="retention_cleanup",
                  cron="0 4 * * *", time_zone="UTC",
                  kwargs={"cleanup": "notification-cleanup"},

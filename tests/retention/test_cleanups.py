@@ -215,3 +215,55 @@ def test_a_model_with_personal_data_and_no_policy_fails_the_check(monkeypatch):
     monkeypatch.setattr(checks, "POLICIES", uncovered)
     [error] = checks.check_retention_policy()
     assert (error.id, "marketplace.chatmessage" in error.msg) == ("retention.E001", True)
+
+
+def test_sessions_idle_or_expired_8_days_go_with_their_tokens_6_days_stay(people):
+    from marketplace.models import RefreshToken, UserSession
+
+    ada, _ = people
+
+    def session(name, *, idle_days, expired_days_ago=-30):
+        return UserSession.objects.create(user=ada, session_key_hash=name * 8,
+                                          last_activity_at=days_ago(idle_days),
+                                          expires_at=days_ago(expired_days_ago))
+
+    def token(name, **fields):
+        values = {"user": ada, "token_hash": name * 8, "expires_at": days_ago(-30),
+                  "last_activity_at": days_ago(1), **fields}
+        return RefreshToken.objects.create(**values)
+
+    recent = session("a", idle_days=6)
+    idle = session("b", idle_days=8)
+    expired = session("c", idle_days=1, expired_days_ago=8)
+    token_of_idle = token("d", session=idle)
+    good = token("e", session=recent)
+    revoked = token("f", revoked=True)
+    inactive = token("g", is_active=False)
+    lapsed = token("h", expires_at=days_ago(1))
+
+    run_all("session-cleanup")
+    run_all("refresh-token-cleanup")
+
+    assert list(UserSession.objects.values_list("pk", flat=True)) == [recent.pk]
+    assert not UserSession.objects.filter(pk=expired.pk).exists()
+    assert list(RefreshToken.objects.values_list("pk", flat=True)) == [good.pk]
+    for gone in (token_of_idle, revoked, inactive, lapsed):
+        assert not RefreshToken.objects.filter(pk=gone.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_session_schedule_runs_the_token_cleanup_after_the_sessions(people, broker,
+                                                                        worker):
+    from marketplace.models import RefreshToken
+    from retention.tasks import retention_cleanup
+
+    ada, _ = people
+    RefreshToken.objects.create(user=ada, token_hash="r" * 64, revoked=True,
+                                expires_at=days_ago(-30))
+
+    retention_cleanup.send(cleanup="session-cleanup")
+    drain(broker, worker)
+
+    assert not RefreshToken.objects.exists()
+    assert sorted(RetentionRun.objects.values_list("policy", "status")) == [
+        ("session-data", "done"), ("session-data", "done")]
