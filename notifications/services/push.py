@@ -84,12 +84,14 @@ def quiet_hours_end(*, now: datetime.datetime, time_zone: str, start: datetime.t
 # --- Sending --------------------------------------------------------------------------------
 
 
-def _record(log: PushLog, status: PushStatus, *, reason: str = "") -> PushLog:
-    """Record ``log``'s outcome: a new row is inserted (with its in-app ``notification``,
-    if any), a claimed one updated (one plain UPDATE: the delivery hot path)."""
+def _record(log: PushLog, status: PushStatus, *, reason: str = "",
+            in_app: Notification | None = None) -> PushLog:
+    """Record ``log``'s outcome: a new row is inserted (with its ``in_app``
+    notification, if any), a claimed one updated (one plain UPDATE: the delivery hot
+    path)."""
     log.status, log.reason = status, reason[:200]
     if log.pk is None:
-        sql.push_log_insert(log, getattr(log, "_in_app", None))
+        sql.push_log_insert(log, in_app)
     else:
         sql.push_log_finish(log)
     PUSH_OUTCOMES.labels(log.kind, status).inc()
@@ -148,17 +150,17 @@ def send_push(*, kind: str, user_id: int, context: dict[str, Any] | None = None,
         except RateLimitExceeded:
             PUSHES_RATE_LIMITED.labels(kind).inc()
             reason = PushStatus.RATE_LIMITED
-    if reason not in (PushStatus.NO_CONSENT, PushStatus.RATE_LIMITED):
-        log._in_app = _in_app(user, kind, cleaned, language)
+    in_app = None if reason in (PushStatus.NO_CONSENT, PushStatus.RATE_LIMITED) else (
+        _in_app(user, kind, cleaned, language))
     if reason is not None:
-        return _record(log, reason, reason=reason.label)
+        return _record(log, reason, reason=reason.label, in_app=in_app)
     log.send_at = None if spec.urgent else quiet_hours_end(
         now=now, time_zone=user.time_zone, start=preference.quiet_start,
         end=preference.quiet_end)
     # The row knows its message from the start (jobs.stateful). One statement, so no
     # transaction of its own: inside the caller's, the message goes at its commit.
     log.status, log.message_id = PushStatus.QUEUED, str(uuid4())
-    sql.push_log_insert(log, log._in_app)
+    sql.push_log_insert(log, in_app)
     delay = int((log.send_at - now).total_seconds() * 1000) if log.send_at else None
     from notifications.tasks import send_push_task
 
