@@ -38,7 +38,7 @@ POLICIES: tuple[Policy, ...] = (
            "(manage.py archive_payments)"),
     Policy("audit-logs", "Audit logs", 365 * DAY, "1 year minimum", "Yes",
            "Weekly (Sunday 01:00 UTC)", "PIPEDA requirement",
-           "entries older than 1 year deleted, critical ones archived first",
+           "entries older than 1 year deleted; critical ones kept until archived",
            ("audit.auditlog", "admin.logentry")),
     Policy("session-data", "Session data", 7 * DAY, "7 days", "Yes", "Daily 03:00 UTC",
            "Security requirement",

@@ -64,6 +64,13 @@ CLEANUPS: dict[str, Cleanup] = {
         kept={"kept_unread": "t.created_at < %(cutoff)s AND NOT t.is_read",
               "kept_important": "t.created_at < %(cutoff)s AND t.is_read AND t.is_important"},
         content_columns=("title", "body"), user_columns=("user_id",)),
+    # The audit trail's own cleanup is audited (each run's entry); critical entries stay
+    # until the archive is built.
+    "audit-log-cleanup": Cleanup(
+        policy_key="audit-logs", model="audit.auditlog",
+        expired="t.created_at < %(cutoff)s AND NOT t.is_critical",
+        kept={"kept_critical": "t.created_at < %(cutoff)s AND t.is_critical"},
+        content_columns=(), user_columns=("actor_id",)),
     # Sessions idle or expired for 7 days (their refresh tokens with them), then tokens
     # revoked, inactive, expired or idle for 7 days.
     "session-cleanup": Cleanup(

@@ -31,6 +31,10 @@ SCHEDULES = [
     ScheduleSpec(name="chat-cleanup", actor_name="retention_cleanup", cron="0 2 * * *",
                  time_zone="UTC", kwargs={"cleanup": "chat-cleanup"},
                  description="Retention: read chat messages older than 90 days."),
+    ScheduleSpec(name="audit-log-cleanup", actor_name="retention_cleanup",
+                 cron="0 1 * * 0", time_zone="UTC", kwargs={"cleanup": "audit-log-cleanup"},
+                 description="Retention: audit entries older than 1 year (critical ones "
+                             "kept until archived)."),
     ScheduleSpec(name="session-cleanup", actor_name="retention_cleanup", cron="0 3 * * *",
                  time_zone="UTC", kwargs={"cleanup": "session-cleanup"},
                  description="Retention: sessions idle or expired for 7 days, then "

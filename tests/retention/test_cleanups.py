@@ -267,3 +267,21 @@ def test_the_session_schedule_runs_the_token_cleanup_after_the_sessions(people, 
     assert not RefreshToken.objects.exists()
     assert sorted(RetentionRun.objects.values_list("policy", "status")) == [
         ("session-data", "done"), ("session-data", "done")]
+
+
+def test_audit_entries_past_a_year_go_critical_ones_stay_and_the_run_is_audited():
+    from audit.services import audit_log_record
+
+    def entry(age_days, critical=False):
+        made = audit_log_record(action="test.entry", resource=AuditLog, is_critical=critical)
+        AuditLog.objects.filter(pk=made.pk).update(created_at=days_ago(age_days))
+        return made.pk
+
+    young, old, critical = entry(364), entry(366), entry(400, critical=True)
+
+    run = run_all("audit-log-cleanup")
+
+    left = set(AuditLog.objects.filter(action="test.entry").values_list("pk", flat=True))
+    assert left == {young, critical} and old not in left
+    assert (run.counts["deleted"], run.counts["kept_critical"]) == (1, 1)
+    assert AuditLog.objects.get(action="retention.run").metadata["policy"] == "audit-logs"
