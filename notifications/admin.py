@@ -7,6 +7,8 @@ Staff add and remove blacklisted addresses on the suppression list; the admin ca
 services so each change is audited.
 """
 
+from collections import Counter
+
 from django.contrib import admin, messages
 from django.contrib.auth import get_user_model
 
@@ -104,17 +106,21 @@ class NotificationAdmin(admin.ModelAdmin):
 # order, marketplace first).
 
 
+def _report(modeladmin, request, what: str, outcomes: Counter) -> None:
+    """One message for a bulk send: how many of each outcome."""
+    summary = ", ".join(f"{count} {status}" for status, count in sorted(outcomes.items()))
+    modeladmin.message_user(request, f"{what}: {summary}.",
+                            messages.SUCCESS if "queued" in outcomes else messages.WARNING)
+
+
 def _send_to_users(modeladmin, request, queryset, kind: EmailKind) -> None:
-    outcomes: dict[str, int] = {}
+    outcomes: Counter = Counter()
     for user in queryset.order_by("pk"):
         try:
-            status = send_email(kind=kind, user_id=user.pk).status
+            outcomes[send_email(kind=kind, user_id=user.pk).status] += 1
         except EmailContentError:
-            status = "no valid address"
-        outcomes[status] = outcomes.get(status, 0) + 1
-    summary = ", ".join(f"{count} {status}" for status, count in sorted(outcomes.items()))
-    modeladmin.message_user(request, f"{EmailKind(kind).label} email: {summary}.",
-                            messages.SUCCESS if "queued" in outcomes else messages.WARNING)
+            outcomes["no valid address"] += 1
+    _report(modeladmin, request, f"{EmailKind(kind).label} email", outcomes)
 
 
 @admin.action(description="Send an email-verification link")
@@ -129,19 +135,16 @@ def send_password_reset_email(modeladmin, request, queryset):
 
 @admin.action(description="Send a push of their latest order's status")
 def send_order_status_push(modeladmin, request, queryset):
-    outcomes: dict[str, int] = {}
+    outcomes: Counter = Counter()
     for user in queryset.order_by("pk"):
         order = Order.objects.filter(client=user).order_by("-created_at").first()
         if order is None:
-            status = "no order"
-        else:
-            status = send_push(kind=PushKind.ORDER_STATUS, user_id=user.pk, context={
-                "order_id": order.pk, "order_title": order.title,
-                "status": order.status}).status
-        outcomes[status] = outcomes.get(status, 0) + 1
-    summary = ", ".join(f"{count} {status}" for status, count in sorted(outcomes.items()))
-    modeladmin.message_user(request, f"Order status push: {summary}.",
-                            messages.SUCCESS if "queued" in outcomes else messages.WARNING)
+            outcomes["no order"] += 1
+            continue
+        outcomes[send_push(kind=PushKind.ORDER_STATUS, user_id=user.pk, context={
+            "order_id": order.pk, "order_title": order.title,
+            "status": order.status}).status] += 1
+    _report(modeladmin, request, "Order status push", outcomes)
 
 
 _user_admin = admin.site.get_model_admin(get_user_model())

@@ -12,13 +12,18 @@ from django.template import TemplateDoesNotExist, TemplateSyntaxError
 
 from marketplace.models import User
 from notifications.kinds import KINDS, EmailContentError
-from notifications.models import EmailKind
+from notifications.models import EmailKind, PushKind
+from notifications.push_kinds import PUSH_KINDS
 from notifications.rendering import (
     LANGUAGES,
     PARTS,
+    PUSH_MAX_LENGTH,
+    PUSH_PARTS,
     UNRESOLVED_MARKER,
     email_engine,
+    push_template_name,
     render_email,
+    render_push,
     template_name,
 )
 
@@ -128,15 +133,6 @@ def check_email_templates(app_configs=None, **kwargs) -> list[checks.CheckMessag
 
 def push_template_problems() -> list[str]:
     """Every problem of every push kind × language."""
-    from notifications.models import PushKind
-    from notifications.push_kinds import PUSH_KINDS
-    from notifications.rendering import (
-        PUSH_MAX_LENGTH,
-        PUSH_PARTS,
-        push_template_name,
-        render_push,
-    )
-
     problems: list[str] = []
     engine = email_engine(strict=True)
     marker = UNRESOLVED_MARKER.split("%s")[0]

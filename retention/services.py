@@ -17,6 +17,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from enum import StrEnum
 
 from django.apps import apps
 from django.db import connection, transaction
@@ -129,16 +130,24 @@ def retention_report(now: datetime | None = None) -> list[dict]:
     report = []
     for name, cleanup in CLEANUPS.items():
         cutoff = now - policy(cleanup.policy_key).period
-        params = {"cutoff": cutoff, "now": now, "label": cleanup.model}
-        counts = {"would_delete": _count(cleanup, f"{cleanup.expired} AND {_not_held(cleanup)}",
-                                         params),
-                  "held": _count(cleanup, f"{cleanup.expired} AND NOT {_not_held(cleanup)}",
-                                 params)}
-        for outcome, condition in cleanup.kept.items():
-            counts[outcome] = _count(cleanup, condition, params)
-        report.append({"cleanup": name, "policy": cleanup.policy_key,
-                       "cutoff": cutoff, **counts})
+        params = _params(cleanup, cutoff=cutoff, now=now)
+        would_delete = _count(cleanup, f"{cleanup.expired} AND {_not_held(cleanup)}", params)
+        report.append({"cleanup": name, "policy": cleanup.policy_key, "cutoff": cutoff,
+                       "would_delete": would_delete, **_kept_counts(cleanup, params)})
     return report
+
+
+def _params(cleanup: Cleanup, *, cutoff: datetime, now: datetime) -> dict:
+    return {"cutoff": cutoff, "now": now, "label": cleanup.model}
+
+
+def _kept_counts(cleanup: Cleanup, params: dict) -> dict[str, int]:
+    """Rows past the cutoff that the cleanup keeps, per reason, and those held."""
+    counts = {outcome: _count(cleanup, condition, params)
+              for outcome, condition in cleanup.kept.items()}
+    counts["held"] = _count(cleanup, f"{cleanup.expired} AND NOT {_not_held(cleanup)}",
+                            params)
+    return counts
 
 
 def _count(cleanup: Cleanup, condition: str, params: dict) -> int:
@@ -153,7 +162,7 @@ def retention_run_start(name: str, *, dry_run: bool, now: datetime | None = None
     refused (and audited), and raises :class:`RetentionRefused`."""
     cleanup = CLEANUPS[name]
     now = now or timezone.now()
-    run = RetentionRun(policy=cleanup.policy_key, dry_run=dry_run)
+    run = RetentionRun(policy=cleanup.policy_key, dry_run=dry_run, started_at=now)
     try:
         run.cutoff = cutoff_for(policy(cleanup.policy_key), now, cutoff)
     except RetentionRefused as exc:
@@ -167,27 +176,32 @@ def retention_run_start(name: str, *, dry_run: bool, now: datetime | None = None
     return run
 
 
+class Step(StrEnum):
+    MORE = "more"  # batches remain: go on from the run's last id
+    FINISHED = "finished"  # this step finished the run
+    OVER = "over"  # the run had ended already (a repeated message)
+
+
 def retention_run_step(run_id: int, name: str, *, max_batches: int = 10,
-                       batch_size: int | None = None) -> bool:
+                       batch_size: int | None = None) -> Step:
     """Handle up to ``max_batches`` batches (of ``BATCH_SIZE`` rows) of the run from its
-    last id. Returns whether there is more (the caller goes on from the run's
-    ``last_id``)."""
+    last id."""
     cleanup = CLEANUPS[name]
     batch_size = batch_size or BATCH_SIZE
     run = RetentionRun.objects.get(pk=run_id)
     if run.status != RetentionRun.Status.RUNNING:
-        return False
+        return Step.OVER
     for _ in range(max_batches):
         ids = _next_batch(cleanup, run, batch_size)
         if not ids:
             _finish(run, cleanup)
-            return False
+            return Step.FINISHED
         done = len(ids) if run.dry_run else _delete(cleanup, run, ids)
         key = "would_delete" if run.dry_run else "deleted"
         run.counts[key] = run.counts.get(key, 0) + done
         run.last_id = ids[-1]
         RetentionRun.objects.filter(pk=run.pk).update(counts=run.counts, last_id=run.last_id)
-    return True
+    return Step.MORE
 
 
 def _next_batch(cleanup: Cleanup, run: RetentionRun, size: int) -> list[int]:
@@ -195,7 +209,7 @@ def _next_batch(cleanup: Cleanup, run: RetentionRun, size: int) -> list[int]:
         cursor.execute(
             f"SELECT t.id FROM {_table(cleanup)} t WHERE t.id > %(after)s AND "
             f"{cleanup.expired} AND {_not_held(cleanup)} ORDER BY t.id LIMIT %(size)s",
-            {**_params(run, cleanup), "after": run.last_id, "size": size})
+            {**_run_params(run, cleanup), "after": run.last_id, "size": size})
         return [row[0] for row in cursor.fetchall()]
 
 
@@ -203,7 +217,7 @@ def _delete(cleanup: Cleanup, run: RetentionRun, ids: list[int]) -> int:
     """Overwrite the batch's content, then delete it, in one short transaction; rows that
     stopped matching since they were chosen (read flag, importance, a new hold) stay."""
     table = _table(cleanup)
-    params = {**_params(run, cleanup), "ids": ids}
+    params = {**_run_params(run, cleanup), "ids": ids}
     still = f"t.id = ANY(%(ids)s) AND {cleanup.expired} AND {_not_held(cleanup)}"
     with transaction.atomic(), connection.cursor() as cursor:
         if cleanup.content_columns:
@@ -220,18 +234,12 @@ def _delete(cleanup: Cleanup, run: RetentionRun, ids: list[int]) -> int:
         return cursor.rowcount
 
 
-def _params(run: RetentionRun, cleanup: Cleanup) -> dict:
-    """The statements' parameters: the run's cutoff, and its "now" (cutoff + period)."""
-    return {"cutoff": run.cutoff, "now": run.cutoff + policy(cleanup.policy_key).period,
-            "label": cleanup.model}
+def _run_params(run: RetentionRun, cleanup: Cleanup) -> dict:
+    return _params(cleanup, cutoff=run.cutoff, now=run.started_at)
 
 
 def _finish(run: RetentionRun, cleanup: Cleanup) -> None:
-    params = _params(run, cleanup)
-    for outcome, condition in cleanup.kept.items():
-        run.counts[outcome] = _count(cleanup, condition, params)
-    run.counts["held"] = _count(cleanup, f"{cleanup.expired} AND NOT {_not_held(cleanup)}",
-                                params)
+    run.counts.update(_kept_counts(cleanup, _run_params(run, cleanup)))
     run.status, run.finished_at = RetentionRun.Status.DONE, timezone.now()
     run.save(update_fields=["counts", "status", "finished_at"])
     audit_log_record(action="retention.run", resource=run, metadata={

@@ -7,6 +7,7 @@ from jobs.scheduling.specs import ScheduleSpec
 from retention.services import (
     CLEANUPS,
     RetentionRefused,
+    Step,
     retention_run_start,
     retention_run_step,
 )
@@ -21,9 +22,10 @@ def retention_cleanup(cleanup: str, run_id: int | None = None, dry_run: bool = F
             run_id = retention_run_start(cleanup, dry_run=dry_run).pk
         except RetentionRefused:
             return  # recorded and audited as refused; nothing to retry
-    if retention_run_step(run_id, cleanup):
+    step = retention_run_step(run_id, cleanup)
+    if step == Step.MORE:
         enqueue_on_commit(retention_cleanup, cleanup, run_id, dry_run)
-    elif CLEANUPS[cleanup].then:
+    elif step == Step.FINISHED and CLEANUPS[cleanup].then:
         enqueue_on_commit(retention_cleanup, CLEANUPS[cleanup].then, None, dry_run)
 
 

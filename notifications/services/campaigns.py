@@ -21,7 +21,7 @@ from typing import Any, NamedTuple
 from uuid import uuid4
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 from dramatiq import Retry
@@ -30,11 +30,9 @@ from jobs.enqueue import enqueue_on_commit
 from jobs.queues import PermanentError
 from jobs.ratelimit import RateLimit, RateLimitExceeded, rate_limit_hit, rate_limit_hit_many
 from jobs.stateful import Unfinished
-from marketplace.models import User
 from notifications import onesignal
 from notifications.metrics import PUSH_OUTCOMES, PUSHES_RATE_LIMITED
 from notifications.models import (
-    Device,
     PushBatch,
     PushCampaign,
     PushCampaignStatus,
@@ -91,26 +89,6 @@ def push_campaign_start(*, campaign: PushCampaign, user: Any = None) -> bool:
     return bool(started)
 
 
-_PLAN_SQL = """
-SELECT u.id, u.first_name, u.preferred_language, u.time_zone,
-       p.enabled, p.opted_out_kinds, p.promotional_consent, p.quiet_start, p.quiet_end,
-       EXISTS (SELECT 1 FROM {device} d WHERE d.user_id = u.id AND d.is_active
-               AND (%(platform)s = '' OR d.platform = %(platform)s))
-  FROM {user} u LEFT JOIN {preference} p ON p.user_id = u.id
- WHERE u.is_active AND u.id > %(after)s
- ORDER BY u.id LIMIT %(limit)s
-"""
-
-
-def _users_after(campaign: PushCampaign, after: int) -> list[tuple]:
-    sql = _PLAN_SQL.format(device=Device._meta.db_table, user=User._meta.db_table,
-                           preference=PushPreference._meta.db_table)
-    with connection.cursor() as cursor:
-        cursor.execute(sql, {"platform": campaign.platform or "", "after": after,
-                             "limit": PLAN_CHUNK})
-        return cursor.fetchall()
-
-
 def push_campaign_plan(*, campaign_id: int) -> bool:
     """Check the next chunk of users of a campaign and batch those to send to; returns
     whether there is more to plan (the actor re-enqueues itself). Idempotent: a chunk is
@@ -120,7 +98,8 @@ def push_campaign_plan(*, campaign_id: int) -> bool:
                     .filter(pk=campaign_id, status=PushCampaignStatus.PLANNING).first())
         if campaign is None:
             return False
-        rows = _users_after(campaign, campaign.planned_up_to_user_id)
+        rows = sql.campaign_users_after(campaign.planned_up_to_user_id,
+                                        platform=campaign.platform, limit=PLAN_CHUNK)
         if not rows:
             _close_open_batches(campaign)
             PushCampaign.objects.filter(pk=campaign.pk).update(
@@ -160,7 +139,7 @@ def _plan_chunk(campaign: PushCampaign, rows: list[tuple]) -> None:
         (user_id, _first, language, tz, enabled, opted_out, consent, quiet_start, quiet_end,
          has_device) = row
         rules = _DEFAULT_RULES if enabled is None else _Rules(
-            enabled, _json_list(opted_out), consent, quiet_start, quiet_end)
+            enabled, sql.json_value(opted_out) or [], consent, quiet_start, quiet_end)
         reason = not_sent_reason(kind=kind, preference=rules, has_device=has_device)
         send_at = None
         if reason is None and not spec.urgent:
@@ -208,10 +187,6 @@ def _plan_chunk(campaign: PushCampaign, rows: list[tuple]) -> None:
     for status, count in Counter(reason or PushStatus.QUEUED
                                  for _, _, reason, _ in decided).items():
         PUSH_OUTCOMES.labels(kind, status).inc(count)
-
-
-def _json_list(value: Any) -> list:
-    return json.loads(value) if isinstance(value, str) else value or []
 
 
 def _assign_batches(campaign: PushCampaign, send_at: datetime, members: list[int], *,

@@ -174,7 +174,7 @@ def email_log_claim(email_log_id: int, *, message_id: str, stale_before: datetim
     context = claimed["context"]
     log = EmailLog(
         id=claimed["id"], kind=claimed["kind"], user=user, status=EmailStatus.SENDING,
-        context=json.loads(context) if isinstance(context, str) else context,
+        context=json_value(context),
         language=claimed["language"], attempts=claimed["attempts"],
         message_id=claimed["message_id"], created_at=claimed["created_at"],
         last_attempt_at=now, last_error=claimed["last_error"],
@@ -287,7 +287,8 @@ def _push_statements(async_commit: bool = False) -> dict[str, str]:
     }
 
 
-def _json(value):
+def json_value(value):
+    """A jsonb column's value (Django's psycopg setup hands it over as text)."""
     return json.loads(value) if isinstance(value, str) else value
 
 
@@ -296,7 +297,7 @@ def _push_preference(user_id: int, values: tuple) -> PushPreference:
     if pref_id is None:
         return PushPreference(user_id=user_id)  # never chose: the defaults
     return PushPreference(id=pref_id, user_id=user_id, enabled=enabled,
-                          opted_out_kinds=_json(opted_out), promotional_consent=consent,
+                          opted_out_kinds=json_value(opted_out), promotional_consent=consent,
                           quiet_start=quiet_start, quiet_end=quiet_end)
 
 
@@ -363,7 +364,7 @@ def push_log_claim(push_log_id: int, *, message_id: str, stale_before: datetime
         return None
     size = len(PUSH_CLAIM_RETURNING)
     claimed = dict(zip(PUSH_CLAIM_RETURNING, row[:size], strict=True))
-    claimed["context"] = _json(claimed["context"])
+    claimed["context"] = json_value(claimed["context"])
     user = User(id=claimed["user_id"], first_name=row[size])
     user._state.adding = False
     log = PushLog(**claimed, user=user, status=PushStatus.SENDING, last_attempt_at=now)
@@ -390,6 +391,27 @@ def push_log_finish(log: PushLog) -> None:
 # users per job. COPY takes them at a few microseconds a row; a multi-row INSERT (or the
 # ORM's bulk_create) spent ~100 µs a recipient building model instances and quoting
 # arrays (README "Performance").
+
+#: What the planner reads of each user: the user, their preference, and whether they have
+#: an active device (of the campaign's platform, when it has one).
+CAMPAIGN_USER_COLUMNS = ("id", "first_name", "preferred_language", "time_zone")
+
+
+def campaign_users_after(after: int, *, platform: str, limit: int) -> list[tuple]:
+    """The next ``limit`` active users with an id above ``after``, in id order: each a
+    ``CAMPAIGN_USER_COLUMNS`` + preference (without its id) + has-device tuple."""
+    preference = PUSH_PREFERENCE_COLUMNS[1:]
+    query = (
+        f"SELECT {_columns('u', CAMPAIGN_USER_COLUMNS)}, {_columns('p', preference)}, "
+        f"EXISTS (SELECT 1 FROM {Device._meta.db_table} d WHERE d.user_id = u.id "
+        "AND d.is_active AND (%(platform)s = '' OR d.platform = %(platform)s)) "
+        f"FROM {User._meta.db_table} u LEFT JOIN {PushPreference._meta.db_table} p "
+        "ON p.user_id = u.id WHERE u.is_active AND u.id > %(after)s "
+        "ORDER BY u.id LIMIT %(limit)s")
+    with connection.cursor() as cursor:
+        cursor.execute(query, {"platform": platform or "", "after": after, "limit": limit})
+        return cursor.fetchall()
+
 
 #: Every column a campaign's PushLog row is copied with.
 CAMPAIGN_LOG_COLUMNS = ("kind", "user_id", "status", "context", "language", "message_id",

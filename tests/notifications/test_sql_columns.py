@@ -46,6 +46,7 @@ def test_every_column_the_push_sql_names_exists():
     assert set(sql.PUSH_RECIPIENT_USER_COLUMNS) <= columns(User)
     assert set(sql.PUSH_PREFERENCE_COLUMNS) <= columns(PushPreference)
     assert set(sql.NOTIFICATION_INSERT_COLUMNS) <= columns(Notification)
+    assert set(sql.CAMPAIGN_USER_COLUMNS) <= columns(User)
     for names in (sql.PUSH_INSERT_COLUMNS, sql.PUSH_CLAIM_SETS, sql.PUSH_CLAIM_RETURNING,
                   sql.PUSH_FINISH_COLUMNS):
         assert set(names) <= columns(PushLog), names

@@ -17,6 +17,7 @@ from retention import checks, policy
 from retention.models import LegalHold, RetentionRun
 from retention.services import (
     RetentionRefused,
+    Step,
     retention_report,
     retention_run_start,
     retention_run_step,
@@ -46,7 +47,7 @@ def message(sender, recipient, *, age_days: float, read: bool = True, important=
 
 def run_all(name: str, *, dry_run: bool = False, batch_size: int | None = None) -> RetentionRun:
     run = retention_run_start(name, dry_run=dry_run, now=NOW)
-    while retention_run_step(run.pk, name, max_batches=1, batch_size=batch_size):
+    while retention_run_step(run.pk, name, max_batches=1, batch_size=batch_size) == Step.MORE:
         pass
     run.refresh_from_db()
     return run
@@ -124,16 +125,18 @@ def test_a_run_goes_batch_by_batch_from_its_last_id(people):
     ids = [message(ada, bo, age_days=100).pk for _ in range(5)]
     run = retention_run_start("chat-cleanup", dry_run=False, now=NOW)
 
-    assert retention_run_step(run.pk, "chat-cleanup", max_batches=1, batch_size=2)
+    assert retention_run_step(run.pk, "chat-cleanup", max_batches=1, batch_size=2) == Step.MORE
     run.refresh_from_db()
     assert (run.last_id, run.counts["deleted"]) == (ids[1], 2)
-    # A row that stops matching before its batch (read again? no: marked important) stays.
+    # A row that stops matching before its batch comes (marked important) stays.
     ChatMessage.objects.filter(pk=ids[4]).update(is_important=True)
-    while retention_run_step(run.pk, "chat-cleanup", max_batches=1, batch_size=2):
+    while retention_run_step(run.pk, "chat-cleanup", max_batches=1, batch_size=2) == Step.MORE:
         pass
     run.refresh_from_db()
     assert list(ChatMessage.objects.values_list("pk", flat=True)) == [ids[4]]
     assert run.counts["deleted"] == 4 and run.status == RetentionRun.Status.DONE
+    # A repeated message of a finished run does nothing (and chains nothing).
+    assert retention_run_step(run.pk, "chat-cleanup") == Step.OVER
 
 
 def test_a_cutoff_younger_than_the_period_or_a_wrong_clock_is_refused(people):

@@ -9,6 +9,7 @@ from django.utils.dateparse import parse_datetime
 from retention.services import (
     CLEANUPS,
     RetentionRefused,
+    Step,
     retention_report,
     retention_run_start,
     retention_run_step,
@@ -42,7 +43,7 @@ class Command(BaseCommand):
                                       cutoff=before)
         except RetentionRefused as exc:
             raise CommandError(f"Refused: {exc}. Nothing was deleted.") from None
-        while retention_run_step(run.pk, options["cleanup"], max_batches=1):
+        while retention_run_step(run.pk, options["cleanup"], max_batches=1) == Step.MORE:
             run.refresh_from_db()
             sys.stderr.write(f"\r{run}: up to id {run.last_id:,}, {run.counts}")
         run.refresh_from_db()
