@@ -19,6 +19,7 @@ instead of notifying twice.
 from __future__ import annotations
 
 import json
+import sys
 import threading
 import urllib.request
 import uuid
@@ -160,13 +161,19 @@ def _errors(payload: dict[str, Any]) -> tuple[list[str], list[str], list[str]]:
     return messages, external, subscriptions
 
 
+_console_lock = threading.Lock()
+
+
 def _console(body: dict[str, Any]) -> Delivery:
     """``PUSH_PROVIDER=console``: print the push (device ids redacted), as Django's console
     email backend prints email."""
     shown = {**body}
     if "include_subscription_ids" in shown:
         shown["include_subscription_ids"] = ["[redacted]"] * len(body["include_subscription_ids"])
-    print("Push:", json.dumps(shown, ensure_ascii=False, sort_keys=True), flush=True)
+    line = "Push: " + json.dumps(shown, ensure_ascii=False, sort_keys=True) + "\n"
+    with _console_lock:  # one write per push: worker threads' lines never interleave
+        sys.stdout.write(line)
+        sys.stdout.flush()
     return Delivery(notification_id=f"console-{body['idempotency_key']}")
 
 

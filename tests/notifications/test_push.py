@@ -533,7 +533,7 @@ def test_make_runs_console_push_is_sent_by_a_real_worker(broker, manage_py):
     from tests.conftest import child_env, worker_ready
 
     # Given the push worker group on make run's settings (PUSH_PROVIDER=console)
-    worker = manage_py("runworkergroup", "push", "--processes", "1", "--threads", "2",
+    worker = manage_py("runworkergroup", "push", "--processes", "1", "--threads", "8",
                        env=child_env(settings_module="config.settings", EMAIL_ESP=None,
                                      PUSH_PROVIDER=None), name="push-worker")
     worker_ready(worker)
@@ -541,13 +541,20 @@ def test_make_runs_console_push_is_sent_by_a_real_worker(broker, manage_py):
     device = Device.objects.get(user=user)
 
     log = send_push(kind="order_status", user_id=user.pk, context=ORDER, device_id=device.pk)
+    others = [send_push(kind="order_status", user_id=user.pk, context=ORDER)
+              for _ in range(15)]
 
     # Then it prints the push, device ids redacted, and the row says sent
-    wait_until(lambda: PushLog.objects.get(pk=log.pk).status == PushStatus.SENT, timeout=30)
+    wait_until(lambda: PushLog.objects.filter(status=PushStatus.SENT).count() == 16,
+               timeout=30)
     output = worker.output()
-    assert "Push:" in output and "Commande n° 7 terminée" in output
+    assert "Commande n° 7 terminée" in output
     assert '"include_subscription_ids": ["[redacted]"]' in output
     assert f"sub-{user.pk}-0" not in output
+    # one whole line per push, however many threads print at once
+    printed = [line.split("Push: ", 1)[1] for line in output.splitlines() if "Push:" in line]
+    keys = {json.loads(line)["idempotency_key"] for line in printed}
+    assert keys == {onesignal.idempotency_key(f"push-log:{row.pk}") for row in [log, *others]}
 
 
 @pytest.mark.django_db
