@@ -292,6 +292,18 @@ AWS_STORAGE_BUCKET_NAME = env.str("AWS_STORAGE_BUCKET_NAME", default="jobsite-me
 AWS_QUARANTINE_BUCKET_NAME = env.str("AWS_QUARANTINE_BUCKET_NAME", default="jobsite-quarantine")
 AWS_ARCHIVE_BUCKET_NAME = env.str("AWS_ARCHIVE_BUCKET_NAME", default="jobsite-archive")
 CDN_BASE_URL = env.str("CDN_BASE_URL", default="")
+# "s3" (AWS or any S3-compatible endpoint), or "local": directories under LOCAL_STORAGE_DIR,
+# one per bucket name (development; make run's default, so a newcomer needs no bucket).
+STORAGE_BACKEND = env.str("STORAGE_BACKEND", default="local" if DEBUG else "s3")
+if STORAGE_BACKEND not in ("s3", "local"):
+    raise ImproperlyConfigured(f"STORAGE_BACKEND={STORAGE_BACKEND!r} is not s3 or local")
+LOCAL_STORAGE_DIR = env.path("LOCAL_STORAGE_DIR", default=BASE_DIR / ".var" / "storage")
+S3_CONNECT_TIMEOUT_SECONDS = env.float("S3_CONNECT_TIMEOUT_SECONDS", default=5)
+S3_READ_TIMEOUT_SECONDS = env.float("S3_READ_TIMEOUT_SECONDS", default=60)
+# Temporary storage (uploads in progress, processing leftovers): a local directory and a
+# prefix of the media bucket. The temp-files cleanup empties both of what is 24 hours old.
+TEMP_FILES_DIR = env.path("TEMP_FILES_DIR", default=BASE_DIR / ".var" / "tmp")
+TEMP_S3_PREFIX = env.str("TEMP_S3_PREFIX", default="tmp/")
 
 # --- Payments and push --------------------------------------------------------------
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")

@@ -1,0 +1,235 @@
+"""Object storage: the one module of the project that imports boto3.
+
+Every app stores objects through :func:`object_store` ("media", "quarantine", "archive"),
+which gives an S3 bucket (``STORAGE_BACKEND=s3``: AWS, or any S3-compatible endpoint such
+as the tests' ``moto_server``) or a directory under ``LOCAL_STORAGE_DIR`` (``local``: the
+default of ``make run``, so a newcomer needs no bucket). Both speak the same small
+interface; what only S3 has (object versions, multipart uploads) is a no-op locally.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Protocol
+
+from django.conf import settings
+
+KINDS = ("media", "quarantine", "archive")
+
+
+class ObjectMissing(Exception):
+    """No object under that key."""
+
+
+@dataclass(frozen=True)
+class StoredObject:
+    key: str
+    size: int
+    modified: datetime
+
+
+@dataclass(frozen=True)
+class PendingUpload:
+    """A multipart upload started and never completed or aborted."""
+
+    key: str
+    upload_id: str
+    initiated: datetime
+
+
+class ObjectStore(Protocol):
+    name: str  # the bucket, or the directory
+
+    def put(self, key: str, data: bytes, *, content_type: str = ...,
+            metadata: dict[str, str] | None = None) -> None: ...
+    def get(self, key: str) -> bytes: ...
+    def metadata(self, key: str) -> dict[str, str]: ...
+    def list(self, prefix: str = "") -> Iterator[StoredObject]: ...
+    def delete(self, key: str) -> int: ...
+    def pending_uploads(self, prefix: str = "") -> Iterator[PendingUpload]: ...
+    def abort_upload(self, upload: PendingUpload) -> None: ...
+
+
+def object_store(kind: str) -> ObjectStore:
+    """The store for ``kind`` (one of :data:`KINDS`) under the current settings."""
+    if kind not in KINDS:
+        raise ValueError(f"unknown store {kind!r}; one of {', '.join(KINDS)}")
+    bucket = {"media": settings.AWS_STORAGE_BUCKET_NAME,
+              "quarantine": settings.AWS_QUARANTINE_BUCKET_NAME,
+              "archive": settings.AWS_ARCHIVE_BUCKET_NAME}[kind]
+    if settings.STORAGE_BACKEND == "local":
+        return LocalStore(Path(settings.LOCAL_STORAGE_DIR) / bucket)
+    return S3Store(bucket)
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+# --- S3 --------------------------------------------------------------------------------
+
+_clients: dict[tuple, object] = {}
+_clients_lock = threading.Lock()
+
+
+def s3_client():
+    """A boto3 S3 client for the current settings (clients are thread-safe: one per
+    configuration and process), with timeouts and boto's standard retries."""
+    key = (settings.AWS_S3_ENDPOINT_URL, settings.AWS_S3_REGION_NAME,
+           settings.AWS_ACCESS_KEY_ID, settings.AWS_SECRET_ACCESS_KEY, os.getpid())
+    with _clients_lock:
+        client = _clients.get(key)
+        if client is None:
+            import boto3
+            from botocore.config import Config
+
+            client = boto3.session.Session().client(
+                "s3", endpoint_url=settings.AWS_S3_ENDPOINT_URL or None,
+                region_name=settings.AWS_S3_REGION_NAME,
+                aws_access_key_id=settings.AWS_ACCESS_KEY_ID or None,
+                aws_secret_access_key=settings.AWS_SECRET_ACCESS_KEY or None,
+                config=Config(connect_timeout=settings.S3_CONNECT_TIMEOUT_SECONDS,
+                              read_timeout=settings.S3_READ_TIMEOUT_SECONDS,
+                              retries={"mode": "standard", "max_attempts": 3}))
+            _clients[key] = client
+        return client
+
+
+class S3Store:
+    def __init__(self, bucket: str) -> None:
+        self.name = bucket
+        self.client = s3_client()
+
+    def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream",
+            metadata: dict[str, str] | None = None) -> None:
+        # ChecksumSHA256: S3 itself refuses a body that arrived different from what we sent.
+        import base64
+        checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
+        self.client.put_object(Bucket=self.name, Key=key, Body=data, ContentType=content_type,
+                               Metadata=metadata or {}, ChecksumSHA256=checksum)
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self.client.get_object(Bucket=self.name, Key=key)["Body"].read()
+        except self.client.exceptions.NoSuchKey as exc:
+            raise ObjectMissing(key) from exc
+
+    def metadata(self, key: str) -> dict[str, str]:
+        from botocore.exceptions import ClientError
+        try:
+            return self.client.head_object(Bucket=self.name, Key=key)["Metadata"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
+                raise ObjectMissing(key) from exc
+            raise
+
+    def list(self, prefix: str = "") -> Iterator[StoredObject]:
+        pages = self.client.get_paginator("list_objects_v2").paginate(
+            Bucket=self.name, Prefix=prefix)
+        for page in pages:
+            for item in page.get("Contents", []):
+                yield StoredObject(item["Key"], item["Size"], item["LastModified"])
+
+    def delete(self, key: str) -> int:
+        """Delete the object with every version and delete marker it has (a versioned
+        bucket would otherwise keep the deleted data); returns how many went."""
+        gone = 0
+        pages = self.client.get_paginator("list_object_versions").paginate(
+            Bucket=self.name, Prefix=key)
+        for page in pages:
+            versions = [v for v in page.get("Versions", []) + page.get("DeleteMarkers", [])
+                        if v["Key"] == key]
+            if versions:
+                self.client.delete_objects(Bucket=self.name, Delete={"Objects": [
+                    {"Key": key, "VersionId": v["VersionId"]} for v in versions],
+                    "Quiet": True})
+                gone += len(versions)
+        return gone
+
+    def pending_uploads(self, prefix: str = "") -> Iterator[PendingUpload]:
+        pages = self.client.get_paginator("list_multipart_uploads").paginate(
+            Bucket=self.name, Prefix=prefix)
+        for page in pages:
+            for item in page.get("Uploads", []):
+                yield PendingUpload(item["Key"], item["UploadId"], item["Initiated"])
+
+    def abort_upload(self, upload: PendingUpload) -> None:
+        self.client.abort_multipart_upload(Bucket=self.name, Key=upload.key,
+                                           UploadId=upload.upload_id)
+
+
+# --- Local directory (make run) ----------------------------------------------------------
+
+class LocalStore:
+    """Objects as files under a directory; metadata beside them in ``.meta/``."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.name = str(root)
+
+    def _path(self, key: str) -> Path:
+        path = (self.root / key).resolve()
+        if not key or self.root.resolve() not in path.parents:
+            raise ValueError(f"key {key!r} leaves the store")
+        return path
+
+    def _meta_path(self, key: str) -> Path:
+        return self.root / ".meta" / (sha256_hex(key.encode()) + ".json")
+
+    def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream",
+            metadata: dict[str, str] | None = None) -> None:
+        import json
+        path = self._path(key)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.name + ".partial")
+        partial.write_bytes(data)
+        partial.replace(path)  # readers never see half an object
+        meta = self._meta_path(key)
+        meta.parent.mkdir(parents=True, exist_ok=True)
+        meta.write_text(json.dumps(metadata or {}))
+
+    def get(self, key: str) -> bytes:
+        try:
+            return self._path(key).read_bytes()
+        except FileNotFoundError as exc:
+            raise ObjectMissing(key) from exc
+
+    def metadata(self, key: str) -> dict[str, str]:
+        import json
+        if not self._path(key).exists():
+            raise ObjectMissing(key)
+        try:
+            return json.loads(self._meta_path(key).read_text())
+        except FileNotFoundError:
+            return {}
+
+    def list(self, prefix: str = "") -> Iterator[StoredObject]:
+        if not self.root.exists():
+            return
+        for path in sorted(self.root.rglob("*")):
+            key = path.relative_to(self.root).as_posix()
+            if (path.is_file() and key.startswith(prefix) and not key.startswith(".meta/")
+                    and not key.endswith(".partial")):
+                stat = path.stat()
+                yield StoredObject(key, stat.st_size,
+                                   datetime.fromtimestamp(stat.st_mtime, UTC))
+
+    def delete(self, key: str) -> int:
+        self._meta_path(key).unlink(missing_ok=True)
+        try:
+            self._path(key).unlink()
+        except FileNotFoundError:
+            return 0
+        return 1
+
+    def pending_uploads(self, prefix: str = "") -> Iterator[PendingUpload]:
+        return iter(())
+
+    def abort_upload(self, upload: PendingUpload) -> None:
+        raise ObjectMissing(upload.key)
