@@ -159,6 +159,21 @@ REDIS_CA_FILE = env.str("REDIS_CA_FILE", default="")
 REDIS_OPTIONS = redis_connection_options(REDIS_URL, ca_file=REDIS_CA_FILE or None)
 
 DRAMATIQ_NAMESPACE = env.str("DRAMATIQ_NAMESPACE", default="jobsite")
+# Sessions live in PostgreSQL, read through Redis (jobs/sessions.py: a Redis outage falls
+# back to the database). The cache's keys sit under the namespace like every other key.
+CACHES = {
+    "default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"},
+    "sessions": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": f"{DRAMATIQ_NAMESPACE}:sessions",
+        "OPTIONS": {"socket_connect_timeout": 2, "socket_timeout": 2,
+                    **({"ssl_ca_certs": REDIS_CA_FILE} if REDIS_CA_FILE else {})},
+    },
+}
+SESSION_ENGINE = "jobs.sessions"
+SESSION_CACHE_ALIAS = "sessions"
+
 # Recovery (jobs.recovery): a worker whose heartbeat is older than the timeout is dead and
 # its in-flight messages go back to the head of their queues; every worker process writes
 # its heartbeat and runs that recovery every BROKER_MAINTENANCE_SECONDS (0: off, tests).
@@ -300,6 +315,10 @@ if STORAGE_BACKEND not in ("s3", "local"):
 LOCAL_STORAGE_DIR = env.path("LOCAL_STORAGE_DIR", default=BASE_DIR / ".var" / "storage")
 S3_CONNECT_TIMEOUT_SECONDS = env.float("S3_CONNECT_TIMEOUT_SECONDS", default=5)
 S3_READ_TIMEOUT_SECONDS = env.float("S3_READ_TIMEOUT_SECONDS", default=60)
+# Cold storage of retention archives: a prefix of the archive bucket; the daily backup
+# verification re-checks the archives of this many days against their manifests.
+ARCHIVE_PREFIX = env.str("ARCHIVE_PREFIX", default="retention/")
+ARCHIVE_VERIFY_DAYS = env.int("ARCHIVE_VERIFY_DAYS", default=35)
 # Temporary storage (uploads in progress, processing leftovers): a local directory and a
 # prefix of the media bucket. The temp-files cleanup empties both of what is 24 hours old.
 TEMP_FILES_DIR = env.path("TEMP_FILES_DIR", default=BASE_DIR / ".var" / "tmp")

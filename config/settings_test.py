@@ -25,6 +25,14 @@ os.environ.setdefault("ONESIGNAL_API_URL", "http://127.0.0.1:1")
 # Basic auth of the ESP webhooks under test (a test-only value, not a secret).
 os.environ.setdefault("ANYMAIL_WEBHOOK_SECRET", "esp-webhook:test-only-password")
 
+# Local storage (archives, temp files) in a directory of this run, never the repo's .var.
+if "LOCAL_STORAGE_DIR" not in os.environ:
+    import tempfile
+
+    _scratch = tempfile.mkdtemp(prefix="jobsite-test-")
+    os.environ["LOCAL_STORAGE_DIR"] = f"{_scratch}/storage"
+    os.environ.setdefault("TEMP_FILES_DIR", f"{_scratch}/tmp")
+
 from config.settings import *  # noqa: E402,F403
 
 # Django's test runner forces DEBUG off; the manifest storage would then want

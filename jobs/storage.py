@@ -112,7 +112,8 @@ class S3Store:
         import base64
         checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
         self.client.put_object(Bucket=self.name, Key=key, Body=data, ContentType=content_type,
-                               Metadata=metadata or {}, ChecksumSHA256=checksum)
+                               Metadata=metadata or {}, ChecksumSHA256=checksum,
+                               ServerSideEncryption="AES256")
 
     def get(self, key: str) -> bytes:
         try:

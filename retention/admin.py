@@ -36,9 +36,9 @@ class RetentionPolicyAdmin(admin.ModelAdmin):
 
 @admin.register(RetentionRun)
 class RetentionRunAdmin(admin.ModelAdmin):
-    list_display = ("policy", "dry_run", "status", "cutoff", "counts", "started_at",
+    list_display = ("policy", "cleanup", "dry_run", "status", "cutoff", "counts", "started_at",
                     "finished_at")
-    list_filter = ("policy", "status", "dry_run")
+    list_filter = ("policy", "cleanup", "status", "dry_run")
     readonly_fields = [f.name for f in RetentionRun._meta.fields]
 
     def has_add_permission(self, request):

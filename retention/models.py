@@ -15,6 +15,7 @@ class RetentionRun(models.Model):
         FAILED = "failed", "Failed"
 
     policy = models.CharField(max_length=50)
+    cleanup = models.CharField(max_length=50, blank=True)
     dry_run = models.BooleanField(default=True)
     status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
     cutoff = models.DateTimeField(null=True, blank=True)
@@ -66,3 +67,48 @@ class RetentionPolicyPage(models.Model):
 
     def __str__(self) -> str:
         return "Retention policy"
+
+
+class ArchiveManifest(models.Model):
+    """One archive object in cold storage: what it holds (counts, ids, SHA-256; never the
+    rows) and when it was last checked against the stored object."""
+
+    class Status(models.TextChoices):
+        VERIFIED = "verified", "Verified"
+        MISMATCH = "mismatch", "Mismatch (staff alerted)"
+
+    key = models.CharField(max_length=500, unique=True)
+    policy = models.CharField(max_length=50)
+    model_label = models.CharField(max_length=100)
+    run = models.ForeignKey(RetentionRun, on_delete=models.SET_NULL, null=True, blank=True,
+                            related_name="archives")
+    rows = models.PositiveIntegerField()
+    first_id = models.BigIntegerField()
+    last_id = models.BigIntegerField()
+    sha256 = models.CharField(max_length=64)
+    size = models.PositiveBigIntegerField()
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.VERIFIED)
+    problem = models.CharField(max_length=200, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    checked_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"Archive #{self.pk} ({self.model_label}, {self.rows} rows)"
+
+
+class DataStatistic(models.Model):
+    """A count the cleanups keep current (messages, unread, active sessions, table sizes):
+    counts only, never rows."""
+
+    name = models.CharField(max_length=100, unique=True)
+    value = models.BigIntegerField()
+    measured_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"{self.name} = {self.value}"

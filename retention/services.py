@@ -8,12 +8,15 @@ records a :class:`RetentionRun`; :func:`retention_run_step` handles up to a few 
 from the run's last id (the actor re-enqueues itself from there, so no job is one giant
 transaction); the last step finishes the run and audits it, with counts only.
 
-Important rows are kept: the archive to cold storage that must come before deleting them
-is not built yet (the retention issue's next step), and nothing is deleted unarchived.
+Important rows (``archive``) go to cold storage first (:mod:`retention.archive`): a
+batch's archive is written and verified before any row of the batch is deleted, an
+archive that fails deletes nothing (the actor retries the step, then the failed-job
+list), and a row edited since it was archived stays.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -24,8 +27,11 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from audit.services import audit_log_record
+from jobs.sessions import session_cache_delete
+from retention.archive import ROW_HASH_SQL, archive_rows
 from retention.models import LegalHold, RetentionRun
 from retention.policy import Policy, policy
+from retention.statistics import statistics_update
 
 logger = logging.getLogger("retention")
 
@@ -43,35 +49,61 @@ class RetentionRefused(Exception):
 class Cleanup:
     policy_key: str
     model: str  # app_label.model_name
-    expired: str  # SQL over alias t, with %(cutoff)s
+    expired: str  # SQL over alias t, with %(cutoff)s: deleted
     kept: dict[str, str]  # outcome → SQL over t of rows past the cutoff that are kept
     content_columns: tuple[str, ...]
     user_columns: tuple[str, ...]
+    # SQL over t of rows past the cutoff that are archived to cold storage, then deleted.
+    archive: str | None = None
     # Rows of other tables that refer to a deleted row and go with it: (model, column).
     dependents: tuple[tuple[str, str], ...] = ()
+    # References from other tables that are set to NULL (their rows stay): (model, column).
+    nullify: tuple[tuple[str, str], ...] = ()
     then: str | None = None  # the cleanup the actor runs next, in the same schedule
 
+    @property
+    def removable(self) -> str:
+        """SQL over t: the rows this cleanup removes (deleted, or archived then deleted)."""
+        return f"(({self.expired}) OR ({self.archive}))" if self.archive else self.expired
+
+
+#: Email and push history that is finished (what is queued or sending is kept).
+_FINISHED_EMAIL = "t.status NOT IN ('queued', 'sending')"
 
 CLEANUPS: dict[str, Cleanup] = {
     "chat-cleanup": Cleanup(
         policy_key="chat-messages", model="marketplace.chatmessage",
         expired="t.created_at < %(cutoff)s AND t.is_read AND NOT t.is_important",
-        kept={"kept_unread": "t.created_at < %(cutoff)s AND NOT t.is_read",
-              "kept_important": "t.created_at < %(cutoff)s AND t.is_read AND t.is_important"},
+        archive="t.created_at < %(cutoff)s AND t.is_read AND t.is_important",
+        kept={"kept_unread": "t.created_at < %(cutoff)s AND NOT t.is_read"},
         content_columns=("body",), user_columns=("sender_id", "recipient_id")),
+    # In-app notifications, then the email and push history of the same period.
     "notification-cleanup": Cleanup(
         policy_key="notification-history", model="notifications.notification",
         expired="t.created_at < %(cutoff)s AND t.is_read AND NOT t.is_important",
-        kept={"kept_unread": "t.created_at < %(cutoff)s AND NOT t.is_read",
-              "kept_important": "t.created_at < %(cutoff)s AND t.is_read AND t.is_important"},
-        content_columns=("title", "body"), user_columns=("user_id",)),
-    # The audit trail's own cleanup is audited (each run's entry); critical entries stay
-    # until the archive is built.
+        archive="t.created_at < %(cutoff)s AND t.is_read AND t.is_important",
+        kept={"kept_unread": "t.created_at < %(cutoff)s AND NOT t.is_read"},
+        content_columns=("title", "body"), user_columns=("user_id",),
+        nullify=(("notifications.pushlog", "notification_id"),),
+        then="push-log-cleanup"),
+    "push-log-cleanup": Cleanup(
+        policy_key="notification-history", model="notifications.pushlog",
+        expired=f"t.created_at < %(cutoff)s AND {_FINISHED_EMAIL}",
+        kept={"kept_unfinished": f"t.created_at < %(cutoff)s AND NOT {_FINISHED_EMAIL}"},
+        content_columns=("context", "reason"), user_columns=("user_id",),
+        then="email-log-cleanup"),
+    "email-log-cleanup": Cleanup(
+        policy_key="notification-history", model="notifications.emaillog",
+        expired=f"t.created_at < %(cutoff)s AND {_FINISHED_EMAIL}",
+        kept={"kept_unfinished": f"t.created_at < %(cutoff)s AND NOT {_FINISHED_EMAIL}"},
+        content_columns=("context",), user_columns=("user_id",)),
+    # The audit trail's own cleanup is audited (each run's entry); critical entries are
+    # archived first.
     "audit-log-cleanup": Cleanup(
         policy_key="audit-logs", model="audit.auditlog",
         expired="t.created_at < %(cutoff)s AND NOT t.is_critical",
-        kept={"kept_critical": "t.created_at < %(cutoff)s AND t.is_critical"},
-        content_columns=(), user_columns=("actor_id",)),
+        archive="t.created_at < %(cutoff)s AND t.is_critical",
+        kept={}, content_columns=(), user_columns=("actor_id",)),
     # Sessions idle or expired for 7 days (their refresh tokens with them), then tokens
     # revoked, inactive, expired or idle for 7 days.
     "session-cleanup": Cleanup(
@@ -131,9 +163,13 @@ def retention_report(now: datetime | None = None) -> list[dict]:
     for name, cleanup in CLEANUPS.items():
         cutoff = now - policy(cleanup.policy_key).period
         params = _params(cleanup, cutoff=cutoff, now=now)
-        would_delete = _count(cleanup, f"{cleanup.expired} AND {_not_held(cleanup)}", params)
-        report.append({"cleanup": name, "policy": cleanup.policy_key, "cutoff": cutoff,
-                       "would_delete": would_delete, **_kept_counts(cleanup, params)})
+        row = {"cleanup": name, "policy": cleanup.policy_key, "cutoff": cutoff,
+               "would_delete": _count(cleanup, f"{cleanup.expired} AND "
+                                               f"{_not_held(cleanup)}", params)}
+        if cleanup.archive:
+            row["would_archive"] = _count(cleanup, f"{cleanup.archive} AND "
+                                                   f"{_not_held(cleanup)}", params)
+        report.append({**row, **_kept_counts(cleanup, params)})
     return report
 
 
@@ -145,7 +181,7 @@ def _kept_counts(cleanup: Cleanup, params: dict) -> dict[str, int]:
     """Rows past the cutoff that the cleanup keeps, per reason, and those held."""
     counts = {outcome: _count(cleanup, condition, params)
               for outcome, condition in cleanup.kept.items()}
-    counts["held"] = _count(cleanup, f"{cleanup.expired} AND NOT {_not_held(cleanup)}",
+    counts["held"] = _count(cleanup, f"{cleanup.removable} AND NOT {_not_held(cleanup)}",
                             params)
     return counts
 
@@ -162,7 +198,8 @@ def retention_run_start(name: str, *, dry_run: bool, now: datetime | None = None
     refused (and audited), and raises :class:`RetentionRefused`."""
     cleanup = CLEANUPS[name]
     now = now or timezone.now()
-    run = RetentionRun(policy=cleanup.policy_key, dry_run=dry_run, started_at=now)
+    run = RetentionRun(policy=cleanup.policy_key, cleanup=name, dry_run=dry_run,
+                       started_at=now)
     try:
         run.cutoff = cutoff_for(policy(cleanup.policy_key), now, cutoff)
     except RetentionRefused as exc:
@@ -172,6 +209,8 @@ def retention_run_start(name: str, *, dry_run: bool, now: datetime | None = None
             "policy": run.policy, "dry_run": dry_run}, is_critical=True)
         raise
     run.counts = {"deleted" if not dry_run else "would_delete": 0}
+    if cleanup.archive:
+        run.counts["archived" if not dry_run else "would_archive"] = 0
     run.save()
     return run
 
@@ -192,54 +231,124 @@ def retention_run_step(run_id: int, name: str, *, max_batches: int = 10,
     if run.status != RetentionRun.Status.RUNNING:
         return Step.OVER
     for _ in range(max_batches):
-        ids = _next_batch(cleanup, run, batch_size)
-        if not ids:
+        batch = _next_batch(cleanup, run, batch_size)
+        if not batch:
             _finish(run, cleanup)
             return Step.FINISHED
-        done = len(ids) if run.dry_run else _delete(cleanup, run, ids)
-        key = "would_delete" if run.dry_run else "deleted"
-        run.counts[key] = run.counts.get(key, 0) + done
-        run.last_id = ids[-1]
+        if run.dry_run:
+            archive = sum(1 for _, archived in batch if archived)
+            done = {"would_delete": len(batch) - archive, "would_archive": archive}
+        else:
+            done = _remove(cleanup, run, batch)
+        for key, value in done.items():
+            if value or key in run.counts:
+                run.counts[key] = run.counts.get(key, 0) + value
+        run.last_id = batch[-1][0]
         RetentionRun.objects.filter(pk=run.pk).update(counts=run.counts, last_id=run.last_id)
     return Step.MORE
 
 
-def _next_batch(cleanup: Cleanup, run: RetentionRun, size: int) -> list[int]:
+def _next_batch(cleanup: Cleanup, run: RetentionRun, size: int) -> list[tuple[int, bool]]:
+    """The next ``size`` removable rows after the run's last id: (id, to be archived)."""
+    archived = f"({cleanup.archive})" if cleanup.archive else "false"
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT t.id FROM {_table(cleanup)} t WHERE t.id > %(after)s AND "
-            f"{cleanup.expired} AND {_not_held(cleanup)} ORDER BY t.id LIMIT %(size)s",
+            f"SELECT t.id, {archived} FROM {_table(cleanup)} t WHERE t.id > %(after)s AND "
+            f"{cleanup.removable} AND {_not_held(cleanup)} ORDER BY t.id LIMIT %(size)s",
             {**_run_params(run, cleanup), "after": run.last_id, "size": size})
-        return [row[0] for row in cursor.fetchall()]
+        return cursor.fetchall()
 
 
-def _delete(cleanup: Cleanup, run: RetentionRun, ids: list[int]) -> int:
-    """Overwrite the batch's content, then delete it, in one short transaction; rows that
-    stopped matching since they were chosen (read flag, importance, a new hold) stay."""
-    table = _table(cleanup)
-    params = {**_run_params(run, cleanup), "ids": ids}
-    still = f"t.id = ANY(%(ids)s) AND {cleanup.expired} AND {_not_held(cleanup)}"
+def _blank(model, column: str) -> str:
+    """SQL: the empty value that overwrites ``column``'s content."""
+    field = model._meta.get_field(column.removesuffix("_id"))
+    return "'{}'::jsonb" if field.get_internal_type() == "JSONField" else "''"
+
+
+def _remove(cleanup: Cleanup, run: RetentionRun, batch: list[tuple[int, bool]]) -> dict:
+    """Archive the batch's important rows (verified), then overwrite the content of the
+    batch and delete it in one short transaction. Rows that stopped matching since they
+    were chosen (read flag, importance, a new hold, an edit after archiving) stay.
+
+    Raises:
+      ArchiveFailed: nothing of the batch was deleted.
+    """
+    model = apps.get_model(cleanup.model)
+    table = model._meta.db_table
+    ids = [row_id for row_id, _ in batch]
+    hashes: dict[int, str] = {}
+    archives = 0
+    to_archive = [row_id for row_id, archived in batch if archived]
+    if to_archive:
+        hashes = archive_rows(run=run, model_label=cleanup.model, table=table,
+                              ids=to_archive).row_hashes
+        archives = 1
+    params = {**_run_params(run, cleanup), "ids": ids,
+              "hashes": json.dumps({str(key): value for key, value in hashes.items()})}
+    unchanged = (f"({cleanup.archive} AND {ROW_HASH_SQL} = "
+                 f"(%(hashes)s::jsonb ->> t.id::text))") if cleanup.archive else "false"
+    still = (f"t.id = ANY(%(ids)s) AND (({cleanup.expired}) OR {unchanged}) "
+             f"AND {_not_held(cleanup)}")
     with transaction.atomic(), connection.cursor() as cursor:
-        if cleanup.content_columns:
-            blank = ", ".join(f"{column} = ''" for column in cleanup.content_columns)
-            cursor.execute(f"UPDATE {table} t SET {blank} WHERE {still} RETURNING t.id",
-                           params)
-        else:
-            cursor.execute(f"SELECT t.id FROM {table} t WHERE {still} FOR UPDATE", params)
+        # Lock the rows that go (and learn which), then overwrite their content, so the
+        # deleted text does not wait in the dead row for the vacuum.
+        cursor.execute(f"SELECT t.id FROM {table} t WHERE {still} FOR UPDATE", params)
         chosen = [row[0] for row in cursor.fetchall()]
-        for model, column in cleanup.dependents:
-            cursor.execute(f"DELETE FROM {apps.get_model(model)._meta.db_table} "
+        if cleanup.content_columns and chosen:
+            blank = ", ".join(f"{column} = {_blank(model, column)}"
+                              for column in cleanup.content_columns)
+            cursor.execute(f"UPDATE {table} SET {blank} WHERE id = ANY(%s)", [chosen])
+        for other, column in cleanup.nullify:
+            cursor.execute(f"UPDATE {apps.get_model(other)._meta.db_table} "
+                           f"SET {column} = NULL WHERE {column} = ANY(%s)", [chosen])
+        for other, column in cleanup.dependents:
+            cursor.execute(f"DELETE FROM {apps.get_model(other)._meta.db_table} "
                            f"WHERE {column} = ANY(%s)", [chosen])
         cursor.execute(f"DELETE FROM {table} WHERE id = ANY(%s)", [chosen])
-        return cursor.rowcount
+        deleted = cursor.rowcount
+    archived = sum(1 for row_id in chosen if row_id in hashes)
+    # Archived, then changed or held before the delete: the row stays (and so does its copy).
+    return {"deleted": deleted - archived, "archived": archived, "archives": archives,
+            "kept_changed": len(to_archive) - archived}
 
 
 def _run_params(run: RetentionRun, cleanup: Cleanup) -> dict:
     return _params(cleanup, cutoff=run.cutoff, now=run.started_at)
 
 
+def django_sessions_purge(run: RetentionRun, *, batch_size: int = BATCH_SIZE) -> dict:
+    """Django's own session rows (the admin's logins) that expired: deleted in batches,
+    with their cached copies in Redis. Returns counts."""
+    table = "django_session"
+    if run.dry_run:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SELECT count(*) FROM {table} WHERE expire_date < %s",
+                           [run.started_at])
+            return {"would_delete_web_sessions": cursor.fetchone()[0]}
+    deleted = 0
+    while True:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(
+                f"DELETE FROM {table} WHERE session_key IN (SELECT session_key FROM {table} "
+                f"WHERE expire_date < %s LIMIT %s FOR UPDATE SKIP LOCKED) "
+                f"RETURNING session_key", [run.started_at, batch_size])
+            keys = [row[0] for row in cursor.fetchall()]
+        session_cache_delete(keys)
+        deleted += len(keys)
+        if len(keys) < batch_size:
+            return {"web_sessions_deleted": deleted}
+
+
+#: What a cleanup does once its batches are done, before the run's counts are final.
+FINISHERS = {"session-cleanup": django_sessions_purge}
+
+
 def _finish(run: RetentionRun, cleanup: Cleanup) -> None:
     run.counts.update(_kept_counts(cleanup, _run_params(run, cleanup)))
+    if run.cleanup in FINISHERS:
+        run.counts.update(FINISHERS[run.cleanup](run))
+    if not run.dry_run:
+        run.counts.update(statistics_update(run.cleanup, now=run.started_at))
     run.status, run.finished_at = RetentionRun.Status.DONE, timezone.now()
     run.save(update_fields=["counts", "status", "finished_at"])
     audit_log_record(action="retention.run", resource=run, metadata={

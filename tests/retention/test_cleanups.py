@@ -14,7 +14,7 @@ from audit.models import AuditLog
 from marketplace.models import ChatMessage
 from notifications.models import Notification
 from retention import checks, policy
-from retention.models import LegalHold, RetentionRun
+from retention.models import ArchiveManifest, DataStatistic, LegalHold, RetentionRun
 from retention.services import (
     RetentionRefused,
     Step,
@@ -53,20 +53,25 @@ def run_all(name: str, *, dry_run: bool = False, batch_size: int | None = None) 
     return run
 
 
-def test_chat_messages_read_past_90_days_go_unread_and_important_ones_stay(people):
+def test_chat_messages_read_past_90_days_go_unread_stay_important_are_archived(people):
     ada, bo = people
     young = message(ada, bo, age_days=89)
     old = message(ada, bo, age_days=91)
     unread = message(bo, ada, age_days=400, read=False)
     important = message(bo, ada, age_days=120, important=True)
+    unread_important = message(bo, ada, age_days=120, read=False, important=True)
 
     run = run_all("chat-cleanup")
 
     assert set(ChatMessage.objects.values_list("pk", flat=True)) == {
-        young.pk, unread.pk, important.pk}
-    assert not ChatMessage.objects.filter(pk=old.pk).exists()
+        young.pk, unread.pk, unread_important.pk}
+    assert not ChatMessage.objects.filter(pk__in=[old.pk, important.pk]).exists()
     assert (run.status, run.dry_run) == (RetentionRun.Status.DONE, False)
-    assert run.counts == {"deleted": 1, "kept_unread": 1, "kept_important": 1, "held": 0}
+    assert run.counts == {"deleted": 1, "archived": 1, "archives": 1, "kept_unread": 2,
+                          "held": 0, "chat.messages": 3, "chat.unread": 2,
+                          "chat.important": 1, "chat.threads": 3}
+    assert dict(DataStatistic.objects.values_list("name", "value")) == {
+        "chat.messages": 3, "chat.unread": 2, "chat.important": 1, "chat.threads": 3}
     entry = AuditLog.objects.get(action="retention.run")
     assert entry.metadata == {"policy": "chat-messages", "dry_run": False, **run.counts}
 
@@ -128,8 +133,8 @@ def test_a_run_goes_batch_by_batch_from_its_last_id(people):
     assert retention_run_step(run.pk, "chat-cleanup", max_batches=1, batch_size=2) == Step.MORE
     run.refresh_from_db()
     assert (run.last_id, run.counts["deleted"]) == (ids[1], 2)
-    # A row that stops matching before its batch comes (marked important) stays.
-    ChatMessage.objects.filter(pk=ids[4]).update(is_important=True)
+    # A row that stops matching before its batch comes (marked unread) stays.
+    ChatMessage.objects.filter(pk=ids[4]).update(is_read=False)
     while retention_run_step(run.pk, "chat-cleanup", max_batches=1, batch_size=2) == Step.MORE:
         pass
     run.refresh_from_db()
@@ -272,7 +277,7 @@ def test_the_session_schedule_runs_the_token_cleanup_after_the_sessions(people, 
         ("session-data", "done"), ("session-data", "done")]
 
 
-def test_audit_entries_past_a_year_go_critical_ones_stay_and_the_run_is_audited():
+def test_audit_entries_past_a_year_go_critical_ones_are_archived_and_the_run_audited():
     from audit.services import audit_log_record
 
     def entry(age_days, critical=False):
@@ -285,6 +290,7 @@ def test_audit_entries_past_a_year_go_critical_ones_stay_and_the_run_is_audited(
     run = run_all("audit-log-cleanup")
 
     left = set(AuditLog.objects.filter(action="test.entry").values_list("pk", flat=True))
-    assert left == {young, critical} and old not in left
-    assert (run.counts["deleted"], run.counts["kept_critical"]) == (1, 1)
+    assert left == {young} and old not in left and critical not in left
+    assert (run.counts["deleted"], run.counts["archived"]) == (1, 1)
+    assert ArchiveManifest.objects.get().first_id == critical
     assert AuditLog.objects.get(action="retention.run").metadata["policy"] == "audit-logs"
