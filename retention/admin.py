@@ -6,7 +6,13 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from audit.services import audit_log_record
-from retention.models import LegalHold, RetentionPolicyPage, RetentionRun
+from retention.models import (
+    ArchiveManifest,
+    DataStatistic,
+    LegalHold,
+    RetentionPolicyPage,
+    RetentionRun,
+)
 from retention.policy import POLICIES, TABLE_HEADER, policy_table_rows
 
 
@@ -74,3 +80,30 @@ class LegalHoldAdmin(admin.ModelAdmin):
             LegalHold.objects.filter(pk=hold.pk).update(released_at=timezone.now())
             audit_log_record(action="retention.hold_released", resource=hold,
                              actor=request.user, is_critical=True)
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    def has_add_permission(self, request):
+        return False
+
+    def has_change_permission(self, request, obj=None):
+        return False
+
+    def has_delete_permission(self, request, obj=None):
+        return False
+
+
+@admin.register(ArchiveManifest)
+class ArchiveManifestAdmin(ReadOnlyAdmin):
+    """Cold-storage archives: what each holds (counts, ids, SHA-256) and its last check."""
+
+    list_display = ("id", "model_label", "rows", "first_id", "last_id", "size", "status",
+                    "problem", "created_at", "checked_at")
+    list_filter = ("status", "policy", "model_label")
+    readonly_fields = [f.name for f in ArchiveManifest._meta.fields]
+
+
+@admin.register(DataStatistic)
+class DataStatisticAdmin(ReadOnlyAdmin):
+    list_display = ("name", "value", "measured_at")
+    search_fields = ("name",)

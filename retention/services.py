@@ -173,6 +173,14 @@ def retention_report(now: datetime | None = None) -> list[dict]:
     return report
 
 
+def retention_run_total(run: RetentionRun) -> int:
+    """How many rows the run will handle, counted now (for a progress bar)."""
+    cleanup = CLEANUPS[run.cleanup]
+    return _count(cleanup, f"t.id > %(after)s AND {cleanup.removable} AND "
+                           f"{_not_held(cleanup)}", {**_run_params(run, cleanup),
+                                                     "after": run.last_id})
+
+
 def _params(cleanup: Cleanup, *, cutoff: datetime, now: datetime) -> dict:
     return {"cutoff": cutoff, "now": now, "label": cleanup.model}
 

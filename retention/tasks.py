@@ -2,8 +2,10 @@
 it reached, re-enqueueing itself, so no job holds a long transaction or runs for hours."""
 
 from jobs.enqueue import enqueue_on_commit
-from jobs.queues import Queue, jobsite_actor
+from jobs.queues import HOUR, Queue, jobsite_actor
 from jobs.scheduling.specs import ScheduleSpec
+from retention.archive import archives_verify
+from retention.maintenance import comprehensive_cleanup_start, database_maintenance
 from retention.services import (
     CLEANUPS,
     RetentionRefused,
@@ -45,4 +47,40 @@ SCHEDULES = [
                  cron="0 4 * * *", time_zone="UTC",
                  kwargs={"cleanup": "notification-cleanup"},
                  description="Retention: read in-app notifications older than 90 days."),
+]
+
+
+@jobsite_actor(queue=Queue.MAINTENANCE, actor_name="retention_backup_verification",
+               time_limit=HOUR)
+def retention_backup_verification() -> None:
+    """Re-check recent cold-storage archives against their manifests; alert on a mismatch."""
+    archives_verify()
+
+
+@jobsite_actor(queue=Queue.MAINTENANCE, actor_name="retention_database_maintenance",
+               time_limit=2 * HOUR, max_retries=1)
+def retention_database_maintenance() -> None:
+    """Expired tokens out, then VACUUM (ANALYZE) of the tables the cleanups touch."""
+    database_maintenance()
+
+
+@jobsite_actor(queue=Queue.MAINTENANCE, actor_name="retention_comprehensive_cleanup")
+def retention_comprehensive_cleanup() -> None:
+    """The monthly catch-up: every cleanup once more, and the report to staff."""
+    _, cleanups = comprehensive_cleanup_start()
+    for name in cleanups:
+        enqueue_on_commit(retention_cleanup, name, None, False)
+
+
+SCHEDULES += [
+    ScheduleSpec(name="backup-verification", actor_name="retention_backup_verification",
+                 cron="0 1 * * *", time_zone="America/Toronto",
+                 description="Retention: re-check recent archives against their manifests."),
+    ScheduleSpec(name="database-maintenance", actor_name="retention_database_maintenance",
+                 cron="0 2 * * 0", time_zone="UTC",
+                 description="Retention: expired tokens removed, VACUUM (ANALYZE) of the "
+                             "cleaned tables."),
+    ScheduleSpec(name="comprehensive-cleanup", actor_name="retention_comprehensive_cleanup",
+                 cron="0 2 1 * *", time_zone="America/Toronto",
+                 description="Retention: every cleanup's catch-up and the monthly report."),
 ]

@@ -168,8 +168,10 @@ def test_the_command_is_a_dry_run_unless_for_real(people):
     message(ada, bo, age_days=100)
     out = StringIO()
 
-    call_command("retention", "run", "chat-cleanup", stdout=out, stderr=StringIO())
+    progress = StringIO()
+    call_command("retention", "run", "chat-cleanup", stdout=out, stderr=progress)
     assert ChatMessage.objects.count() == 1 and "would_delete': 1" in out.getvalue()
+    assert progress.getvalue().endswith("chat-cleanup [" + "#" * 30 + "] 100% 1/1\n")
     call_command("retention", "run", "chat-cleanup", "--for-real", stdout=out,
                  stderr=StringIO())
     assert ChatMessage.objects.count() == 0

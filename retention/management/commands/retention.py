@@ -1,8 +1,6 @@
 """``manage.py retention report`` (counts only) and ``manage.py retention run CLEANUP``
 (a dry run unless ``--for-real``), batch by batch with a progress line."""
 
-import sys
-
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
 
@@ -13,7 +11,11 @@ from retention.services import (
     retention_report,
     retention_run_start,
     retention_run_step,
+    retention_run_total,
 )
+
+#: The counts of a run that advance its progress bar.
+PROGRESS_KEYS = ("deleted", "archived", "would_delete", "would_archive", "kept_changed")
 
 
 class Command(BaseCommand):
@@ -43,9 +45,20 @@ class Command(BaseCommand):
                                       cutoff=before)
         except RetentionRefused as exc:
             raise CommandError(f"Refused: {exc}. Nothing was deleted.") from None
+        total = retention_run_total(run)
         while retention_run_step(run.pk, options["cleanup"], max_batches=1) == Step.MORE:
             run.refresh_from_db()
-            sys.stderr.write(f"\r{run}: up to id {run.last_id:,}, {run.counts}")
+            self._progress(run, total)
         run.refresh_from_db()
-        sys.stderr.write("\n")
+        self._progress(run, total)
+        self.stderr.write("")
         self.stdout.write(self.style.SUCCESS(f"{run}: {run.counts}"))
+
+    def _progress(self, run, total: int, width: int = 30) -> None:
+        """A progress bar on stderr: rows handled of those the run found at its start."""
+        done = sum(run.counts.get(key, 0) for key in PROGRESS_KEYS)
+        share = min(done / total, 1.0) if total else 1.0
+        bar = "#" * round(share * width)
+        self.stderr.write(f"\r{run.cleanup} [{bar:<{width}}] {share:4.0%} "
+                          f"{done:,}/{total:,}", ending="")
+        self.stderr.flush()
