@@ -4,7 +4,12 @@ Every app stores objects through :func:`object_store` ("media", "quarantine", "a
 which gives an S3 bucket (``STORAGE_BACKEND=s3``: AWS, or any S3-compatible endpoint such
 as the tests' ``moto_server``) or a directory under ``LOCAL_STORAGE_DIR`` (``local``: the
 default of ``make run``, so a newcomer needs no bucket). Both speak the same small
-interface; what only S3 has (object versions, multipart uploads) is a no-op locally.
+interface; what only S3 has (object versions) is a no-op locally. A local store's
+incomplete upload is the ``.partial`` file an interrupted ``put`` leaves: it is listed and
+aborted as S3 lists and aborts an incomplete multipart upload.
+
+Listings are in key order (S3's: by UTF-8 bytes) and resume after a key, so a long walk
+can stop and go on from where it was.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -21,10 +26,16 @@ from typing import Protocol
 from django.conf import settings
 
 KINDS = ("media", "quarantine", "archive")
+#: The most keys one :meth:`ObjectStore.delete_many` takes (S3's DeleteObjects limit).
+DELETE_MANY_LIMIT = 1000
 
 
 class ObjectMissing(Exception):
     """No object under that key."""
+
+
+class DeleteFailed(Exception):
+    """The store refused to delete some of the objects (the message names no key)."""
 
 
 @dataclass(frozen=True)
@@ -50,9 +61,11 @@ class ObjectStore(Protocol):
             metadata: dict[str, str] | None = None) -> None: ...
     def get(self, key: str) -> bytes: ...
     def metadata(self, key: str) -> dict[str, str]: ...
-    def list(self, prefix: str = "") -> Iterator[StoredObject]: ...
+    def list(self, prefix: str = "", *, start_after: str = "") -> Iterator[StoredObject]: ...
     def delete(self, key: str) -> int: ...
-    def pending_uploads(self, prefix: str = "") -> Iterator[PendingUpload]: ...
+    def delete_many(self, keys: Sequence[str]) -> int: ...
+    def pending_uploads(self, prefix: str = "", *,
+                        after_key: str = "") -> Iterator[PendingUpload]: ...
     def abort_upload(self, upload: PendingUpload) -> None: ...
 
 
@@ -130,9 +143,12 @@ class S3Store:
                 raise ObjectMissing(key) from exc
             raise
 
-    def list(self, prefix: str = "") -> Iterator[StoredObject]:
+    def list(self, prefix: str = "", *, start_after: str = "") -> Iterator[StoredObject]:
+        """The objects under ``prefix`` in key order, from the first key after
+        ``start_after``; pages of 1,000 are fetched as the iterator is consumed."""
+        extra = {"StartAfter": start_after} if start_after else {}
         pages = self.client.get_paginator("list_objects_v2").paginate(
-            Bucket=self.name, Prefix=prefix)
+            Bucket=self.name, Prefix=prefix, **extra)
         for page in pages:
             for item in page.get("Contents", []):
                 yield StoredObject(item["Key"], item["Size"], item["LastModified"])
@@ -153,16 +169,52 @@ class S3Store:
                 gone += len(versions)
         return gone
 
-    def pending_uploads(self, prefix: str = "") -> Iterator[PendingUpload]:
+    def delete_many(self, keys: Sequence[str]) -> int:
+        """Delete up to :data:`DELETE_MANY_LIMIT` objects in one request; returns how many
+        keys were asked for. In a versioned bucket S3 answers with delete markers: those
+        keys then go version by version (:meth:`delete`), so no deleted data stays behind.
+
+        Raises:
+          ValueError: more keys than one request takes.
+          DeleteFailed: S3 refused some of them (the error codes, never the keys).
+        """
+        if len(keys) > DELETE_MANY_LIMIT:
+            raise ValueError(f"{len(keys)} keys; at most {DELETE_MANY_LIMIT} per request")
+        if not keys:
+            return 0
+        answer = self.client.delete_objects(Bucket=self.name, Delete={
+            "Objects": [{"Key": key} for key in keys], "Quiet": False})
+        if errors := answer.get("Errors"):
+            codes = ", ".join(sorted({error.get("Code", "?") for error in errors}))
+            raise DeleteFailed(f"{len(errors)} of {len(keys)} objects not deleted ({codes})")
+        for deleted in answer.get("Deleted", []):
+            if deleted.get("DeleteMarker"):
+                self.delete(deleted["Key"])
+        return len(keys)
+
+    def pending_uploads(self, prefix: str = "", *,
+                        after_key: str = "") -> Iterator[PendingUpload]:
+        """Incomplete multipart uploads under ``prefix`` in key order, from the first key
+        after ``after_key``."""
+        extra = {"KeyMarker": after_key} if after_key else {}
         pages = self.client.get_paginator("list_multipart_uploads").paginate(
-            Bucket=self.name, Prefix=prefix)
+            Bucket=self.name, Prefix=prefix, **extra)
         for page in pages:
             for item in page.get("Uploads", []):
-                yield PendingUpload(item["Key"], item["UploadId"], item["Initiated"])
+                # moto_server ignores KeyMarker; S3 itself lists only keys after it.
+                if item["Key"] > after_key:
+                    yield PendingUpload(item["Key"], item["UploadId"], item["Initiated"])
 
     def abort_upload(self, upload: PendingUpload) -> None:
-        self.client.abort_multipart_upload(Bucket=self.name, Key=upload.key,
-                                           UploadId=upload.upload_id)
+        """Raises :class:`ObjectMissing` when the upload is gone (completed or aborted)."""
+        from botocore.exceptions import ClientError
+        try:
+            self.client.abort_multipart_upload(Bucket=self.name, Key=upload.key,
+                                               UploadId=upload.upload_id)
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchUpload"):
+                raise ObjectMissing(upload.key) from exc
+            raise
 
 
 # --- Local directory (make run) ----------------------------------------------------------
@@ -210,13 +262,19 @@ class LocalStore:
         except FileNotFoundError:
             return {}
 
-    def list(self, prefix: str = "") -> Iterator[StoredObject]:
+    def _files(self, prefix: str) -> Iterator[tuple[str, Path]]:
+        """(key, path) of every file under ``prefix``, ``.partial`` ones included."""
         if not self.root.exists():
             return
-        for path in sorted(self.root.rglob("*")):
+        for path in self.root.rglob("*"):
             key = path.relative_to(self.root).as_posix()
-            if (path.is_file() and key.startswith(prefix) and not key.startswith(".meta/")
-                    and not key.endswith(".partial")):
+            if path.is_file() and key.startswith(prefix) and not key.startswith(".meta/"):
+                yield key, path
+
+    def list(self, prefix: str = "", *, start_after: str = "") -> Iterator[StoredObject]:
+        # A development store: the listing is sorted in memory.
+        for key, path in sorted(self._files(prefix)):
+            if key > start_after and not key.endswith(".partial"):
                 stat = path.stat()
                 yield StoredObject(key, stat.st_size,
                                    datetime.fromtimestamp(stat.st_mtime, UTC))
@@ -229,8 +287,24 @@ class LocalStore:
             return 0
         return 1
 
-    def pending_uploads(self, prefix: str = "") -> Iterator[PendingUpload]:
-        return iter(())
+    def delete_many(self, keys: Sequence[str]) -> int:
+        if len(keys) > DELETE_MANY_LIMIT:
+            raise ValueError(f"{len(keys)} keys; at most {DELETE_MANY_LIMIT} per request")
+        return sum(self.delete(key) for key in keys)
+
+    def pending_uploads(self, prefix: str = "", *,
+                        after_key: str = "") -> Iterator[PendingUpload]:
+        """The ``.partial`` files interrupted writes left (``key`` is the object's, the
+        upload id the partial file's name)."""
+        partials = sorted((key.removesuffix(".partial"), path)
+                          for key, path in self._files(prefix) if key.endswith(".partial"))
+        for key, path in partials:
+            if key > after_key:
+                yield PendingUpload(key, path.name,
+                                    datetime.fromtimestamp(path.stat().st_mtime, UTC))
 
     def abort_upload(self, upload: PendingUpload) -> None:
-        raise ObjectMissing(upload.key)
+        try:
+            self._path(upload.key).with_name(upload.upload_id).unlink()
+        except FileNotFoundError as exc:
+            raise ObjectMissing(upload.key) from exc

@@ -21,6 +21,9 @@ class RetentionRun(models.Model):
     cutoff = models.DateTimeField(null=True, blank=True)
     counts = models.JSONField(default=dict, blank=True)
     last_id = models.BigIntegerField(default=0, help_text="Resumes from here (batches by id).")
+    # Where a run over files and objects resumes ({"phase": ..., "after": key}). A key may
+    # name a user, so it is emptied when the run ends and shown nowhere.
+    position = models.JSONField(default=dict, blank=True)
     reason = models.CharField(max_length=200, blank=True)
     started_at = models.DateTimeField(default=timezone.now)
     finished_at = models.DateTimeField(null=True, blank=True)

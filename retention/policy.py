@@ -58,7 +58,7 @@ POLICIES: tuple[Policy, ...] = (
     Policy("temp-files", "Temp files", DAY, "24 hours", "Yes", "Daily 05:00 UTC",
            "Technical requirement",
            "temporary uploads and processing leftovers older than 24 hours deleted, "
-           "incomplete multipart uploads aborted"),
+           "incomplete multipart uploads aborted", cleanup="temp-files-cleanup"),
     Policy("user-accounts", "User accounts", None, "Until deleted", "NO (user choice)",
            "On user request", "PIPEDA requirement",
            "kept until the user deletes the account",

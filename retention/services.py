@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -204,21 +205,37 @@ def retention_run_start(name: str, *, dry_run: bool, now: datetime | None = None
                         cutoff: datetime | None = None) -> RetentionRun:
     """Record a run of cleanup ``name``; a run whose safety checks fail is recorded as
     refused (and audited), and raises :class:`RetentionRefused`."""
-    cleanup = CLEANUPS[name]
+    counts = {"deleted" if not dry_run else "would_delete": 0}
+    if CLEANUPS[name].archive:
+        counts["archived" if not dry_run else "would_archive"] = 0
+    return retention_run_open(CLEANUPS[name].policy_key, name, dry_run=dry_run, now=now,
+                              cutoff=cutoff, counts=counts)
+
+
+def retention_run_open(policy_key: str, cleanup: str, *, dry_run: bool,
+                       counts: dict[str, int], now: datetime | None = None,
+                       cutoff: datetime | None = None,
+                       precondition: Callable[[], None] | None = None) -> RetentionRun:
+    """Record a run of policy ``policy_key`` from ``now`` with its cutoff (:func:`cutoff_for`)
+    and zeroed ``counts``. Every cleanup opens its runs here.
+
+    Raises:
+      RetentionRefused: from :func:`cutoff_for`, or from ``precondition`` (a cleanup's own
+        safety check); the run is recorded as refused and audited as critical.
+    """
     now = now or timezone.now()
-    run = RetentionRun(policy=cleanup.policy_key, cleanup=name, dry_run=dry_run,
-                       started_at=now)
+    run = RetentionRun(policy=policy_key, cleanup=cleanup, dry_run=dry_run, started_at=now)
     try:
-        run.cutoff = cutoff_for(policy(cleanup.policy_key), now, cutoff)
+        run.cutoff = cutoff_for(policy(policy_key), now, cutoff)
+        if precondition is not None:
+            precondition()
     except RetentionRefused as exc:
         run.status, run.reason, run.finished_at = RetentionRun.Status.REFUSED, str(exc)[:200], now
         run.save()
         audit_log_record(action="retention.refused", resource=run, metadata={
             "policy": run.policy, "dry_run": dry_run}, is_critical=True)
         raise
-    run.counts = {"deleted" if not dry_run else "would_delete": 0}
-    if cleanup.archive:
-        run.counts["archived" if not dry_run else "would_archive"] = 0
+    run.counts = dict(counts)
     run.save()
     return run
 
@@ -357,8 +374,14 @@ def _finish(run: RetentionRun, cleanup: Cleanup) -> None:
         run.counts.update(FINISHERS[run.cleanup](run))
     if not run.dry_run:
         run.counts.update(statistics_update(run.cleanup, now=run.started_at))
+    retention_run_close(run)
+
+
+def retention_run_close(run: RetentionRun) -> None:
+    """Mark ``run`` done with its counts and audit it (counts only, never rows or keys)."""
     run.status, run.finished_at = RetentionRun.Status.DONE, timezone.now()
-    run.save(update_fields=["counts", "status", "finished_at"])
+    run.position = {}
+    run.save(update_fields=["counts", "status", "finished_at", "position"])
     audit_log_record(action="retention.run", resource=run, metadata={
         "policy": run.policy, "dry_run": run.dry_run, **run.counts})
     logger.info("retention run done", extra={"policy": run.policy, "dry_run": run.dry_run,

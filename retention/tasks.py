@@ -13,6 +13,7 @@ from retention.services import (
     retention_run_start,
     retention_run_step,
 )
+from retention.tempfiles import temp_files_run_start, temp_files_run_step
 
 
 @jobsite_actor(queue=Queue.MAINTENANCE, actor_name="retention_cleanup", max_retries=3)
@@ -50,6 +51,29 @@ SCHEDULES = [
 ]
 
 
+# --- Temporary files (retention/tempfiles.py) ------------------------------------------
+
+@jobsite_actor(queue=Queue.MAINTENANCE, actor_name="retention_temp_files_cleanup",
+               max_retries=3)
+def retention_temp_files_cleanup(run_id: int | None = None, dry_run: bool = False) -> None:
+    """Run (or go on with) the temp-files cleanup. Idempotent: a repeated step goes on from
+    the run's recorded position, and finds what it deleted gone."""
+    if run_id is None:
+        try:
+            run_id = temp_files_run_start(dry_run=dry_run).pk
+        except RetentionRefused:
+            return  # recorded and audited as refused; nothing to retry
+    if temp_files_run_step(run_id) == Step.MORE:
+        enqueue_on_commit(retention_temp_files_cleanup, run_id, dry_run)
+
+
+SCHEDULES.append(
+    ScheduleSpec(name="temp-files-cleanup", actor_name="retention_temp_files_cleanup",
+                 cron="0 5 * * *", time_zone="UTC",
+                 description="Retention: temporary files, objects and incomplete multipart "
+                             "uploads older than 24 hours."))
+
+
 @jobsite_actor(queue=Queue.MAINTENANCE, actor_name="retention_backup_verification",
                time_limit=HOUR)
 def retention_backup_verification() -> None:
@@ -70,6 +94,7 @@ def retention_comprehensive_cleanup() -> None:
     _, cleanups = comprehensive_cleanup_start()
     for name in cleanups:
         enqueue_on_commit(retention_cleanup, name, None, False)
+    enqueue_on_commit(retention_temp_files_cleanup, None, False)
 
 
 SCHEDULES += [

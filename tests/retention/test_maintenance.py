@@ -105,7 +105,7 @@ def test_the_monthly_catch_up_runs_every_cleanup_and_reports_counts(broker, work
     assert not ChatMessage.objects.exists()
     assert not AuditLog.objects.filter(action="test.old").exists()
     ran = set(RetentionRun.objects.filter(status="done").values_list("cleanup", flat=True))
-    assert ran == set(CLEANUPS) | {"comprehensive-cleanup"}
+    assert ran == set(CLEANUPS) | {"comprehensive-cleanup", "temp-files-cleanup"}
     assert set(catch_up_cleanups()) == {"chat-cleanup", "notification-cleanup",
                                         "audit-log-cleanup", "session-cleanup"}
     [report] = [m for m in mail.outbox if "retention report" in m.subject]
@@ -117,7 +117,11 @@ def test_the_monthly_catch_up_runs_every_cleanup_and_reports_counts(broker, work
 def test_no_retention_path_deletes_a_payment(broker, worker, settings):
     """Every cleanup, the maintenance and the catch-up, for real, over a payment whose
     order, payer and age would match any rule: the payment is untouched."""
-    from retention.tasks import retention_cleanup, retention_comprehensive_cleanup
+    from retention.tasks import (
+        retention_cleanup,
+        retention_comprehensive_cleanup,
+        retention_temp_files_cleanup,
+    )
 
     settings.STAFF_ALERT_EMAILS = ["ops@example.test"]
     payer = make_user("payer@example.test")
@@ -134,6 +138,7 @@ def test_no_retention_path_deletes_a_payment(broker, worker, settings):
 
     for name in CLEANUPS:
         retention_cleanup.send(cleanup=name)
+    retention_temp_files_cleanup.send()
     retention_comprehensive_cleanup.send()
     drain(broker, worker)
     database_maintenance()

@@ -1,5 +1,8 @@
 """``manage.py retention report`` (counts only) and ``manage.py retention run CLEANUP``
-(a dry run unless ``--for-real``), batch by batch with a progress line."""
+(a dry run unless ``--for-real``), batch by batch with a progress line. The temp-files
+cleanup (``retention/tempfiles.py``) is one of them, walking files and objects, not rows."""
+
+from functools import partial
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
@@ -13,6 +16,12 @@ from retention.services import (
     retention_run_step,
     retention_run_total,
 )
+from retention.tempfiles import (
+    TEMP_FILES_CLEANUP,
+    temp_files_report,
+    temp_files_run_start,
+    temp_files_run_step,
+)
 
 #: The counts of a run that advance its progress bar.
 PROGRESS_KEYS = ("deleted", "archived", "would_delete", "would_archive", "kept_changed")
@@ -25,28 +34,36 @@ class Command(BaseCommand):
         sub = parser.add_subparsers(dest="action", required=True)
         sub.add_parser("report", help="What each cleanup would delete and keep (counts).")
         run = sub.add_parser("run", help="Run one cleanup (dry run unless --for-real).")
-        run.add_argument("cleanup", choices=sorted(CLEANUPS))
+        run.add_argument("cleanup", choices=sorted([*CLEANUPS, TEMP_FILES_CLEANUP]))
         run.add_argument("--for-real", action="store_true", help="Delete (default: count).")
         run.add_argument("--before", help="An earlier cutoff (ISO 8601) than the policy's.")
 
     def handle(self, *args, action, **options):
         if action == "report":
-            for row in retention_report():
+            for row in [*retention_report(), temp_files_report()]:
                 counts = ", ".join(f"{key} {value:,}" for key, value in row.items()
                                    if isinstance(value, int))
+                if "refused" in row:
+                    counts = f"a run would be refused: {row['refused']}"
                 self.stdout.write(f"{row['cleanup']} ({row['policy']}, before "
                                   f"{row['cutoff']:%Y-%m-%d %H:%M} UTC): {counts}")
             return
         before = parse_datetime(options["before"]) if options["before"] else None
         if options["before"] and before is None:
             raise CommandError("--before must be an ISO 8601 date and time")
+        name = options["cleanup"]
+        if name == TEMP_FILES_CLEANUP:
+            start, step = temp_files_run_start, temp_files_run_step
+        else:
+            start = partial(retention_run_start, name)
+            step = partial(_step, name=name)
         try:
-            run = retention_run_start(options["cleanup"], dry_run=not options["for_real"],
-                                      cutoff=before)
+            run = start(dry_run=not options["for_real"], cutoff=before)
         except RetentionRefused as exc:
             raise CommandError(f"Refused: {exc}. Nothing was deleted.") from None
-        total = retention_run_total(run)
-        while retention_run_step(run.pk, options["cleanup"], max_batches=1) == Step.MORE:
+        # The temp-files walk does not know its total in advance: its bar shows counts.
+        total = retention_run_total(run) if name != TEMP_FILES_CLEANUP else None
+        while step(run.pk, max_batches=1) == Step.MORE:
             run.refresh_from_db()
             self._progress(run, total)
         run.refresh_from_db()
@@ -54,11 +71,20 @@ class Command(BaseCommand):
         self.stderr.write("")
         self.stdout.write(self.style.SUCCESS(f"{run}: {run.counts}"))
 
-    def _progress(self, run, total: int, width: int = 30) -> None:
-        """A progress bar on stderr: rows handled of those the run found at its start."""
+    def _progress(self, run, total: int | None, width: int = 30) -> None:
+        """A progress bar on stderr: rows handled of those the run found at its start
+        (counts only: a temp-files run's position is a key, which may name a user)."""
+        if total is None:
+            self.stderr.write(f"\r{run.cleanup}: {run.counts}", ending="")
+            self.stderr.flush()
+            return
         done = sum(run.counts.get(key, 0) for key in PROGRESS_KEYS)
         share = min(done / total, 1.0) if total else 1.0
         bar = "#" * round(share * width)
         self.stderr.write(f"\r{run.cleanup} [{bar:<{width}}] {share:4.0%} "
                           f"{done:,}/{total:,}", ending="")
         self.stderr.flush()
+
+
+def _step(run_id: int, *, name: str, max_batches: int) -> Step:
+    return retention_run_step(run_id, name, max_batches=max_batches)
