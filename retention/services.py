@@ -176,6 +176,28 @@ def retention_run_start(name: str, *, dry_run: bool, now: datetime | None = None
     return run
 
 
+def policy_run_start(policy_key: str, *, dry_run: bool, counts: dict[str, int],
+                     now: datetime | None = None,
+                     cutoff: datetime | None = None) -> RetentionRun:
+    """Record a run of policy ``policy_key`` whose work is not a :class:`Cleanup` (the
+    inactive-accounts workflow, ``retention.accounts``), starting from ``counts``; a run
+    whose safety checks fail is recorded as refused (and audited), and raises
+    :class:`RetentionRefused`. (:func:`retention_run_start` does the same for a cleanup.)"""
+    now = now or timezone.now()
+    run = RetentionRun(policy=policy_key, dry_run=dry_run, started_at=now)
+    try:
+        run.cutoff = cutoff_for(policy(policy_key), now, cutoff)
+    except RetentionRefused as exc:
+        run.status, run.reason, run.finished_at = RetentionRun.Status.REFUSED, str(exc)[:200], now
+        run.save()
+        audit_log_record(action="retention.refused", resource=run, metadata={
+            "policy": run.policy, "dry_run": dry_run}, is_critical=True)
+        raise
+    run.counts = dict(counts)
+    run.save()
+    return run
+
+
 class Step(StrEnum):
     MORE = "more"  # batches remain: go on from the run's last id
     FINISHED = "finished"  # this step finished the run

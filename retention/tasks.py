@@ -46,3 +46,42 @@ SCHEDULES = [
                  kwargs={"cleanup": "notification-cleanup"},
                  description="Retention: read in-app notifications older than 90 days."),
 ]
+
+
+# --- Inactive accounts (retention.accounts) ------------------------------------------------
+
+from retention import accounts  # noqa: E402
+
+
+@jobsite_actor(queue=Queue.MAINTENANCE, actor_name="retention_inactive_accounts",
+               max_retries=3)
+def retention_inactive_accounts(run_id: int | None = None, dry_run: bool = False) -> None:
+    """Run (or go on with) the inactive-accounts workflow: notices, cancellations,
+    deletions. Idempotent: each user's outcome is decided again under its row lock."""
+    if run_id is None:
+        try:
+            run_id = accounts.inactive_accounts_run_start(dry_run=dry_run).pk
+        except RetentionRefused:
+            return  # recorded and audited as refused; nothing to retry
+    if accounts.inactive_accounts_run_step(run_id) == Step.MORE:
+        enqueue_on_commit(retention_inactive_accounts, run_id, dry_run)
+
+
+@jobsite_actor(queue=Queue.MAINTENANCE, actor_name="retention_inactive_account_review",
+               max_retries=1, time_limit=10 * 60 * 1000)
+def retention_inactive_account_review() -> None:
+    """Email staff the weekly review of inactive accounts (counts and user ids)."""
+    accounts.inactive_accounts_review_send()
+
+
+SCHEDULES += [
+    ScheduleSpec(name="inactive-accounts", actor_name="retention_inactive_accounts",
+                 cron="0 0 1 * *", time_zone="UTC",
+                 description="Retention: accounts inactive for 2 years get a notice; 30 "
+                             "days later, still inactive, their personal data is removed."),
+    ScheduleSpec(name="inactive-account-review",
+                 actor_name="retention_inactive_account_review", cron="0 4 * * 0",
+                 time_zone="America/Toronto",
+                 description="Retention: weekly email to staff of inactive-account "
+                             "candidates (counts and user ids)."),
+]
