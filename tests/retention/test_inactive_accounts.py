@@ -163,6 +163,23 @@ def test_the_notice_goes_through_a_real_worker_in_the_users_language_even_if_opt
     assert (run.status, run.counts["notified"]) == (RetentionRun.Status.DONE, 2)
 
 
+@pytest.mark.django_db(transaction=True)
+def test_the_actor_re_enqueues_itself_from_the_last_id(broker, worker, monkeypatch):
+    # One user per batch, 10 batches per message: 11 users need a second message
+    monkeypatch.setattr(accounts, "BATCH_SIZE", 1)
+    ids = [inactive(make_user(f"u{i}@example.test"), days=TWO_YEARS + 3).pk
+           for i in range(11)]
+    from retention.tasks import retention_inactive_accounts
+
+    retention_inactive_accounts.send()
+    drain(broker, worker)
+
+    [run] = RetentionRun.objects.all()
+    assert (run.status, run.counts["notified"], run.last_id) == (
+        RetentionRun.Status.DONE, 11, ids[-1])
+    assert Notice.objects.count() == len(mail.outbox) == 11
+
+
 def test_the_deletion_date_is_written_on_the_users_own_calendar():
     moment = "2027-03-03T03:00:00+00:00"  # still 2 March in Vancouver, 3 March in Paris
     assert local_date(moment, "America/Vancouver", "fr") == "2 mars 2027"
