@@ -7,8 +7,8 @@ the app's API and the seed; nothing in this code base writes it on login) and
 ``date_joined`` when it has neither. An account is *inactive* when that is older than the
 policy's period (2 years; the cutoff comes from :func:`retention.services.cutoff_for`, so an
 earlier cutoff may be asked for, never a younger one). Staff and superusers are never
-candidates, nor are accounts already deactivated (``is_active`` false: they cannot be
-emailed, see the README).
+candidates, nor are accounts already deactivated (``is_active`` false: the email path
+refuses them, so they cannot get the notice; how to treat them is still to be decided).
 
 **One run** (:func:`inactive_accounts_run_start`, then :func:`inactive_accounts_run_step`)
 walks users by primary key in batches; the actor re-enqueues itself from the run's last id.
