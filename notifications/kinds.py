@@ -92,6 +92,13 @@ KINDS: dict[EmailKind, KindSpec] = {
             {"notification_ids": Field(list), "unread_count": Field(int)},
             {"notification_ids": [], "unread_count": 2},
         ),
+        # Sent by retention (inactive accounts): transactional, so an opt-out of
+        # marketing does not stop it. The moment is rendered in the user's time zone.
+        KindSpec(
+            EmailKind.ACCOUNT_DELETION_NOTICE, Category.TRANSACTIONAL,
+            {"delete_after": Field(str, max_length=40)},
+            {"delete_after": "2027-03-03T00:00:00+00:00"},
+        ),
     ]
 }
 

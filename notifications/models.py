@@ -21,6 +21,7 @@ class EmailKind(models.TextChoices):
     PAYMENT_CONFIRMATION = "payment_confirmation", "Payment confirmation"
     REVIEW_REMINDER = "review_reminder", "Review reminder"
     DAILY_DIGEST = "daily_digest", "Daily digest"
+    ACCOUNT_DELETION_NOTICE = "account_deletion_notice", "Account deletion notice"
 
 
 class EmailStatus(models.TextChoices):

@@ -7,13 +7,15 @@ The HTML is autoescaped; every user-supplied value is also stripped of control
 characters first. The subject is one line, and a line break in it is an error.
 """
 
+import zoneinfo
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
 from django.conf import settings
 from django.template import Context, Engine
-from django.utils import translation
+from django.utils import dateformat, translation
 
 from marketplace.models import OrderStatus, User
 from notifications import tokens
@@ -66,6 +68,25 @@ def _money(amount_cents: int, currency: str, language: str) -> str:
     return f"${units:,}.{cents:02d} {currency}"
 
 
+#: How a date reads in each language (month names come from Django's translations).
+DATE_FORMATS = {"en": "F j, Y", "fr": "j F Y"}
+
+
+def local_date(moment: str, time_zone: str, language: str) -> str:
+    """The date of ``moment`` (ISO 8601) on the wall calendar of ``time_zone``, written out
+    in ``language`` ("March 2, 2027", "2 mars 2027"). An unknown zone reads as Toronto's."""
+    try:
+        zone = zoneinfo.ZoneInfo(time_zone)
+    except (zoneinfo.ZoneInfoNotFoundError, ValueError):
+        zone = zoneinfo.ZoneInfo("America/Toronto")
+    try:
+        local = datetime.fromisoformat(moment).astimezone(zone)
+    except ValueError:
+        raise EmailContentError("delete_after must be an ISO 8601 date and time.") from None
+    with translation.override(language):
+        return dateformat.format(local, DATE_FORMATS.get(language, DATE_FORMATS["en"]))
+
+
 def _kind_context(kind: EmailKind, user: User, context: dict[str, Any], language: str,
                   site: str) -> dict[str, Any]:
     """Links and derived values for ``kind``. Tokens are made here, at send time."""
@@ -98,6 +119,10 @@ def _kind_context(kind: EmailKind, user: User, context: dict[str, Any], language
             for row in rows
         ]
         return {"action_url": f"{site}/notifications", "items": items}
+    if kind == EmailKind.ACCOUNT_DELETION_NOTICE:
+        return {"action_url": f"{site}/",
+                "deletion_date": local_date(context["delete_after"], user.time_zone,
+                                            language)}
     raise EmailContentError(f"Unknown email kind {kind!r}.")
 
 

@@ -1,4 +1,5 @@
-"""Admin: the retention policy (one page, from ``retention.policy``), the runs, legal holds."""
+"""Admin: the retention policy (one page, from ``retention.policy``), the runs, legal holds,
+the inactive accounts' deletion notices."""
 
 from django.contrib import admin
 from django.core.exceptions import PermissionDenied
@@ -7,6 +8,7 @@ from django.utils import timezone
 
 from audit.services import audit_log_record
 from retention.models import (
+    AccountDeletionNotice,
     ArchiveManifest,
     DataStatistic,
     LegalHold,
@@ -109,3 +111,28 @@ class ArchiveManifestAdmin(ReadOnlyAdmin):
 class DataStatisticAdmin(ReadOnlyAdmin):
     list_display = ("name", "value", "measured_at")
     search_fields = ("name",)
+
+
+@admin.register(AccountDeletionNotice)
+class AccountDeletionNoticeAdmin(ReadOnlyAdmin):
+    """The inactive-accounts workflow for staff: every notice and what became of it, and
+    (above the list) what a run would do now. Read only: a legal hold keeps an account."""
+
+    list_display = ("id", "user", "status", "notified_at", "delete_after", "email_status",
+                    "cancel_reason", "cancelled_at", "deleted_at")
+    list_filter = ("status", "cancel_reason", "email_status", "notified_at")
+    search_fields = ("=user__id",)
+    date_hierarchy = "notified_at"
+    list_select_related = ("user",)
+    readonly_fields = [f.name for f in AccountDeletionNotice._meta.fields]
+    change_list_template = "admin/retention/accountdeletionnotice/change_list.html"
+
+    def has_delete_permission(self, request, obj=None):
+        return False  # the record that the user was told stays
+
+    def changelist_view(self, request, extra_context=None):
+        from retention.accounts import outcome_counts
+
+        counts = [(key.replace("_", " "), value) for key, value in outcome_counts().items()]
+        return super().changelist_view(request, {**(extra_context or {}),
+                                                 "inactive_account_counts": counts})

@@ -115,3 +115,41 @@ class DataStatistic(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} = {self.value}"
+class AccountDeletionNotice(models.Model):
+    """The notice that an inactive account will be deleted, and what became of it.
+
+    Kept after the deletion (ids and dates only) as the record that the user was told.
+    At most one is pending per user."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending (notice sent)"
+        CANCELLED = "cancelled", "Cancelled"
+        DELETED = "deleted", "Account deleted"
+
+    class CancelReason(models.TextChoices):
+        ACTIVITY = "activity", "The user was active again"
+        LEGAL_HOLD = "legal_hold", "A legal hold was placed"
+        NOT_A_CANDIDATE = "not_a_candidate", "No longer a candidate (staff)"
+
+    user = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT,
+                             related_name="deletion_notices")
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    notified_at = models.DateTimeField(default=timezone.now)
+    delete_after = models.DateTimeField(db_index=True)
+    # The notice email (its log row goes with the account's other email logs).
+    email_log = models.ForeignKey("notifications.EmailLog", on_delete=models.SET_NULL,
+                                  null=True, blank=True, related_name="+")
+    # What send_email answered: queued, or why nothing went out (suppressed, ...).
+    email_status = models.CharField(max_length=16, blank=True)
+    cancelled_at = models.DateTimeField(null=True, blank=True)
+    cancel_reason = models.CharField(max_length=16, choices=CancelReason.choices, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-notified_at"]
+        constraints = [models.UniqueConstraint(
+            fields=["user"], condition=models.Q(status="pending"),
+            name="one_pending_deletion_notice_per_user")]
+
+    def __str__(self) -> str:
+        return f"Deletion notice #{self.pk} (user #{self.user_id}, {self.status})"

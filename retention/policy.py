@@ -54,7 +54,8 @@ POLICIES: tuple[Policy, ...] = (
     Policy("inactive-accounts", "Inactive accounts", 2 * 365 * DAY, "2 years",
            "Yes (with notice)", "Monthly (1st 00:00 UTC)", "PIPEDA + Business",
            "accounts without activity for 2 years: notice 30 days before, then personal "
-           "data removed, orders anonymised, payments untouched", ("marketplace.user",)),
+           "data removed, orders anonymised, payments untouched", ("marketplace.user",),
+           cleanup="inactive-accounts"),
     Policy("temp-files", "Temp files", DAY, "24 hours", "Yes", "Daily 05:00 UTC",
            "Technical requirement",
            "temporary uploads and processing leftovers older than 24 hours deleted, "
@@ -75,6 +76,8 @@ EXEMPT: dict[str, str] = {
     "notifications.suppression": "an address kept so it is never mailed again (a bounce "
                                  "or complaint must be honoured, CASL)",
     "retention.legalhold": "the held user's id only, kept as the record of the hold",
+    "retention.accountdeletionnotice": "the user's id, dates and outcome only, kept as the "
+                                       "record that the user was told before the deletion",
 }
 
 

@@ -4,6 +4,7 @@ it reached, re-enqueueing itself, so no job holds a long transaction or runs for
 from jobs.enqueue import enqueue_on_commit
 from jobs.queues import HOUR, Queue, jobsite_actor
 from jobs.scheduling.specs import ScheduleSpec
+from retention import accounts
 from retention.archive import archives_verify
 from retention.maintenance import comprehensive_cleanup_start, database_maintenance
 from retention.services import (
@@ -95,6 +96,7 @@ def retention_comprehensive_cleanup() -> None:
     for name in cleanups:
         enqueue_on_commit(retention_cleanup, name, None, False)
     enqueue_on_commit(retention_temp_files_cleanup, None, False)
+    enqueue_on_commit(retention_inactive_accounts, None, False)
 
 
 SCHEDULES += [
@@ -108,4 +110,41 @@ SCHEDULES += [
     ScheduleSpec(name="comprehensive-cleanup", actor_name="retention_comprehensive_cleanup",
                  cron="0 2 1 * *", time_zone="America/Toronto",
                  description="Retention: every cleanup's catch-up and the monthly report."),
+]
+
+
+# --- Inactive accounts (retention.accounts) ------------------------------------------------
+
+
+@jobsite_actor(queue=Queue.MAINTENANCE, actor_name="retention_inactive_accounts",
+               max_retries=3)
+def retention_inactive_accounts(run_id: int | None = None, dry_run: bool = False) -> None:
+    """Run (or go on with) the inactive-accounts workflow: notices, cancellations,
+    deletions. Idempotent: each user's outcome is decided again under its row lock."""
+    if run_id is None:
+        try:
+            run_id = accounts.inactive_accounts_run_start(dry_run=dry_run).pk
+        except RetentionRefused:
+            return  # recorded and audited as refused; nothing to retry
+    if accounts.inactive_accounts_run_step(run_id) == Step.MORE:
+        enqueue_on_commit(retention_inactive_accounts, run_id, dry_run)
+
+
+@jobsite_actor(queue=Queue.MAINTENANCE, actor_name="retention_inactive_account_review",
+               max_retries=1, time_limit=10 * 60 * 1000)
+def retention_inactive_account_review() -> None:
+    """Email staff the weekly review of inactive accounts (counts and user ids)."""
+    accounts.inactive_accounts_review_send()
+
+
+SCHEDULES += [
+    ScheduleSpec(name="inactive-accounts", actor_name="retention_inactive_accounts",
+                 cron="0 0 1 * *", time_zone="UTC",
+                 description="Retention: accounts inactive for 2 years get a notice; 30 "
+                             "days later, still inactive, their personal data is removed."),
+    ScheduleSpec(name="inactive-account-review",
+                 actor_name="retention_inactive_account_review", cron="0 4 * * 0",
+                 time_zone="America/Toronto",
+                 description="Retention: weekly email to staff of inactive-account "
+                             "candidates (counts and user ids)."),
 ]

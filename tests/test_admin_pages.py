@@ -33,6 +33,7 @@ SUPERUSER = {
     "payments.payment": (200, 403),
     "retention.archivemanifest": (200, 403),
     "retention.datastatistic": (200, 403),
+    "retention.accountdeletionnotice": (200, 403),
     "retention.legalhold": (200, 200),
     "retention.retentionpolicypage": (200, 403),
     "retention.retentionrun": (200, 403),

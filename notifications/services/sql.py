@@ -47,7 +47,7 @@ CLAIM_SETS = ("status", "attempts", "last_attempt_at", "updated_at", "claimed_by
 CLAIM_RETURNING = ("id", "kind", "context", "language", "attempts", "message_id",
                    "created_at", "user_id", "last_error")
 CLAIM_USER_COLUMNS = ("id", "email", "first_name", "last_name", "preferred_language",
-                      "password", "last_login")
+                      "password", "last_login", "time_zone")
 #: What recording an outcome writes.
 FINISH_COLUMNS = ("status", "last_error", "sent_at", "esp_message_id", "updated_at")
 

@@ -105,7 +105,8 @@ def test_the_monthly_catch_up_runs_every_cleanup_and_reports_counts(broker, work
     assert not ChatMessage.objects.exists()
     assert not AuditLog.objects.filter(action="test.old").exists()
     ran = set(RetentionRun.objects.filter(status="done").values_list("cleanup", flat=True))
-    assert ran == set(CLEANUPS) | {"comprehensive-cleanup", "temp-files-cleanup"}
+    assert ran == set(CLEANUPS) | {"comprehensive-cleanup", "temp-files-cleanup",
+                                   "inactive-accounts"}
     assert set(catch_up_cleanups()) == {"chat-cleanup", "notification-cleanup",
                                         "audit-log-cleanup", "session-cleanup"}
     [report] = [m for m in mail.outbox if "retention report" in m.subject]

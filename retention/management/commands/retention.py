@@ -1,12 +1,15 @@
 """``manage.py retention report`` (counts only) and ``manage.py retention run CLEANUP``
-(a dry run unless ``--for-real``), batch by batch with a progress line. The temp-files
-cleanup (``retention/tempfiles.py``) is one of them, walking files and objects, not rows."""
+(a dry run unless ``--for-real``), batch by batch with a progress bar. The temp-files
+cleanup (``retention/tempfiles.py``, walking files and objects, not rows) and
+``inactive-accounts`` (``retention.accounts``: notices, then deletions) run and report
+like the others."""
 
 from functools import partial
 
 from django.core.management.base import BaseCommand, CommandError
 from django.utils.dateparse import parse_datetime
 
+from retention import accounts
 from retention.services import (
     CLEANUPS,
     RetentionRefused,
@@ -23,6 +26,13 @@ from retention.tempfiles import (
     temp_files_run_step,
 )
 
+#: Runs that are not row cleanups: name → (start, step).
+OTHER_RUNS = {
+    TEMP_FILES_CLEANUP: (temp_files_run_start, temp_files_run_step),
+    accounts.POLICY_KEY: (accounts.inactive_accounts_run_start,
+                          accounts.inactive_accounts_run_step),
+}
+
 #: The counts of a run that advance its progress bar.
 PROGRESS_KEYS = ("deleted", "archived", "would_delete", "would_archive", "kept_changed")
 
@@ -32,15 +42,17 @@ class Command(BaseCommand):
 
     def add_arguments(self, parser):
         sub = parser.add_subparsers(dest="action", required=True)
-        sub.add_parser("report", help="What each cleanup would delete and keep (counts).")
+        sub.add_parser("report", help="What each cleanup would delete and keep, and what "
+                                      "the inactive-accounts run would do (counts).")
         run = sub.add_parser("run", help="Run one cleanup (dry run unless --for-real).")
-        run.add_argument("cleanup", choices=sorted([*CLEANUPS, TEMP_FILES_CLEANUP]))
+        run.add_argument("cleanup", choices=sorted([*CLEANUPS, *OTHER_RUNS]))
         run.add_argument("--for-real", action="store_true", help="Delete (default: count).")
         run.add_argument("--before", help="An earlier cutoff (ISO 8601) than the policy's.")
 
     def handle(self, *args, action, **options):
         if action == "report":
-            for row in [*retention_report(), temp_files_report()]:
+            for row in [*retention_report(), temp_files_report(),
+                        accounts.inactive_accounts_report()]:
                 counts = ", ".join(f"{key} {value:,}" for key, value in row.items()
                                    if isinstance(value, int))
                 if "refused" in row:
@@ -51,18 +63,18 @@ class Command(BaseCommand):
         before = parse_datetime(options["before"]) if options["before"] else None
         if options["before"] and before is None:
             raise CommandError("--before must be an ISO 8601 date and time")
-        name = options["cleanup"]
-        if name == TEMP_FILES_CLEANUP:
-            start, step = temp_files_run_start, temp_files_run_step
+        name, dry_run = options["cleanup"], not options["for_real"]
+        if name in OTHER_RUNS:
+            start, step = OTHER_RUNS[name]
         else:
-            start = partial(retention_run_start, name)
-            step = partial(_step, name=name)
+            start, step = (partial(retention_run_start, name),
+                           partial(retention_run_step, name=name))
         try:
-            run = start(dry_run=not options["for_real"], cutoff=before)
+            run = start(dry_run=dry_run, cutoff=before)
         except RetentionRefused as exc:
             raise CommandError(f"Refused: {exc}. Nothing was deleted.") from None
-        # The temp-files walk does not know its total in advance: its bar shows counts.
-        total = retention_run_total(run) if name != TEMP_FILES_CLEANUP else None
+        # Walks of files and users do not know their total in advance: their bar is counts.
+        total = retention_run_total(run) if name in CLEANUPS else None
         while step(run.pk, max_batches=1) == Step.MORE:
             run.refresh_from_db()
             self._progress(run, total)
@@ -84,7 +96,3 @@ class Command(BaseCommand):
         self.stderr.write(f"\r{run.cleanup} [{bar:<{width}}] {share:4.0%} "
                           f"{done:,}/{total:,}", ending="")
         self.stderr.flush()
-
-
-def _step(run_id: int, *, name: str, max_batches: int) -> Step:
-    return retention_run_step(run_id, name, max_batches=max_batches)
