@@ -1,4 +1,5 @@
-"""The benchmark behind ``manage.py benchjobs`` (installed by ``config.settings_bench`` only).
+"""The benchmarks behind ``manage.py benchjobs`` and ``manage.py benchretention`` (installed
+by ``config.settings_bench`` only).
 
 - ``tasks``: the no-op actor run through the full Jobsite middleware stack (declared on
   the ``emails`` queue, so the production ``high`` worker group runs it).
@@ -7,6 +8,8 @@
 - ``runner``: starts real worker subprocesses, enqueues workloads through production's
   services, waits, and computes the figures.
 - ``job_stats_middleware``: a micro-benchmark of the statistics middleware's hooks.
+- ``retention``: the chat-message retention cleanup on a real batch worker beside a live
+  writer (``manage.py benchretention``).
 
 A new workload plugs in by adding a :class:`runner.Workload` to ``runner.WORKLOADS``.
 """

@@ -2,8 +2,8 @@ from django.apps import AppConfig
 
 
 class BenchConfig(AppConfig):
-    """Installed only by ``config.settings_bench``: its no-op actor and ``benchjobs``
-    exist nowhere else, so production never registers a benchmark actor."""
+    """Installed only by ``config.settings_bench``: its no-op actor, ``benchjobs`` and
+    ``benchretention`` exist nowhere else, so production never registers a benchmark actor."""
 
     name = "bench"
     verbose_name = "Benchmark"
