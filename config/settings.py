@@ -326,8 +326,18 @@ TEMP_S3_PREFIX = env.str("TEMP_S3_PREFIX", default="tmp/")
 
 # --- Payments and push --------------------------------------------------------------
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
-STRIPE_WEBHOOK_SECRET = env.str("STRIPE_WEBHOOK_SECRET", default="")
+# The endpoint's signing secret; during a rotation, the new and the old one, comma-
+# separated (a delivery signed with any of them is accepted).
+STRIPE_WEBHOOK_SECRET = env.list("STRIPE_WEBHOOK_SECRET", default=[])
+# Oldest signature timestamp accepted, seconds (Stripe's libraries default to 300).
+STRIPE_WEBHOOK_TOLERANCE_SECONDS = env.int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", default=300)
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")
+STRIPE_CONNECT_TIMEOUT_SECONDS = env.float("STRIPE_CONNECT_TIMEOUT_SECONDS", default=3)
+STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=20)
+# Reconciliation: payments still pending after this many minutes are asked of Stripe, and
+# events of the last PAYMENT_RECONCILE_LOOKBACK_HOURS we never received are fetched.
+PAYMENT_RECONCILE_AFTER_MINUTES = env.int("PAYMENT_RECONCILE_AFTER_MINUTES", default=60)
+PAYMENT_RECONCILE_LOOKBACK_HOURS = env.int("PAYMENT_RECONCILE_LOOKBACK_HOURS", default=72)
 # PUSH_PROVIDER: "onesignal", or "console" (development: prints each push, device ids
 # redacted). Production needs ONESIGNAL_APP_ID and ONESIGNAL_API_KEY.
 PUSH_PROVIDER = env.str("PUSH_PROVIDER", default="console" if DEBUG else "onesignal")

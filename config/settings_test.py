@@ -22,6 +22,11 @@ os.environ.setdefault("PUSH_PROVIDER", "onesignal")
 os.environ.setdefault("ONESIGNAL_APP_ID", "00000000-0000-4000-8000-00000000a99")
 os.environ.setdefault("ONESIGNAL_API_KEY", "os_v2_app_test-only-key")
 os.environ.setdefault("ONESIGNAL_API_URL", "http://127.0.0.1:1")
+# Stripe webhooks signed with a test-only secret (tests sign with stripe's own helper);
+# the Stripe API is a local server a test starts (STRIPE_API_BASE set per test).
+os.environ.setdefault("STRIPE_WEBHOOK_SECRET", "whsec_test_only_secret")
+os.environ.setdefault("STRIPE_SECRET_KEY", "sk_test_only")
+os.environ.setdefault("STRIPE_API_BASE", "http://127.0.0.1:1")
 # Basic auth of the ESP webhooks under test (a test-only value, not a secret).
 os.environ.setdefault("ANYMAIL_WEBHOOK_SECRET", "esp-webhook:test-only-password")
 

@@ -14,4 +14,5 @@ urlpatterns = [
     # /webhooks/anymail/postmark/tracking/, .../sendgrid/tracking/, .../amazon_ses/tracking/
     path("webhooks/anymail/", include("notifications.webhooks")),
     path("", include("notifications.urls")),
+    path("", include("payments.urls")),
 ]

@@ -1,4 +1,4 @@
-"""Payment writes."""
+"""The manual end-of-retention removal of payment records (no automatic path)."""
 
 from django.db import connection
 
