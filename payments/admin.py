@@ -1,6 +1,10 @@
+from django import forms
 from django.contrib import admin
+from django.core.exceptions import ValidationError
+from django.utils import timezone
 
-from payments.models import Payment, StripeEvent
+from audit.services import audit_log_record
+from payments.models import Payment, StripeEvent, TaxRate
 from payments.services.events import stripe_event_replay
 
 PAYLOAD_PERMISSION = "payments.view_stripe_payload"
@@ -83,3 +87,60 @@ class StripeEventAdmin(admin.ModelAdmin):
     def replay(self, request, queryset):
         replayed = sum(stripe_event_replay(event=event) for event in queryset)
         self.message_user(request, f"{replayed} event(s) queued for processing again.")
+
+
+
+class TaxRateForm(forms.ModelForm):
+    class Meta:
+        model = TaxRate
+        fields = ("province", "tax_type", "rate_percent", "effective_from", "source")
+
+    def clean_effective_from(self):
+        day = self.cleaned_data["effective_from"]
+        if day <= timezone.localdate():
+            # Changing a rate already in effect would change what recomputing a past
+            # payment gives: such a correction goes through a reviewed migration.
+            raise ValidationError("A new rate takes effect on a future date.")
+        return day
+
+
+@admin.register(TaxRate)
+class TaxRateAdmin(admin.ModelAdmin):
+    """Sales tax rates by province and date. Staff add the row of a legislated change before
+    its date, with its source (no deploy needed; audited with who made it). A row is
+    editable or removable only until its date: from then on it is the record of what was
+    charged and stays as it is."""
+
+    list_display = ("province", "tax_type", "rate_percent", "effective_from", "created_at")
+    list_filter = ("province", "tax_type")
+    form = TaxRateForm
+    actions = None  # no bulk delete: a row is removed from its own page, and audited there
+
+    @staticmethod
+    def in_effect(obj: TaxRate | None) -> bool:
+        return obj is not None and obj.effective_from <= timezone.localdate()
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return super().has_change_permission(request, obj) and not self.in_effect(obj)
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return super().has_delete_permission(request, obj) and not self.in_effect(obj)
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        action = "payments.tax_rate_changed" if change else "payments.tax_rate_added"
+        audit_log_record(action=action, resource=obj, actor=request.user, is_critical=True,
+                         metadata=self.audit_metadata(obj))
+
+    def delete_model(self, request, obj):
+        metadata = self.audit_metadata(obj)
+        pk = obj.pk
+        super().delete_model(request, obj)
+        audit_log_record(action="payments.tax_rate_deleted", resource=TaxRate, resource_id=pk,
+                         actor=request.user, is_critical=True, metadata=metadata)
+
+    @staticmethod
+    def audit_metadata(obj: TaxRate) -> dict[str, str]:
+        return {"province": obj.province, "tax_type": obj.tax_type,
+                "rate_percent": str(obj.rate_percent),
+                "effective_from": obj.effective_from.isoformat()}

@@ -31,6 +31,8 @@ SUPERUSER = {
     "notifications.pushpreference": (200, 403),
     "notifications.suppression": (200, 200),
     "payments.payment": (200, 403),
+    "payments.stripeevent": (200, 403),
+    "payments.taxrate": (200, 200),
     "retention.archivemanifest": (200, 403),
     "retention.datastatistic": (200, 403),
     "retention.accountdeletionnotice": (200, 403),

@@ -2,5 +2,7 @@
 
 from payments.models.events import EventSource, EventStatus, StripeEvent
 from payments.models.payment import Payment, PaymentStatus
+from payments.models.tax import PaymentTaxLine, TaxRate, TaxType
 
-__all__ = ["EventSource", "EventStatus", "Payment", "PaymentStatus", "StripeEvent"]
+__all__ = ["EventSource", "EventStatus", "Payment", "PaymentStatus", "PaymentTaxLine",
+           "StripeEvent", "TaxRate", "TaxType"]
