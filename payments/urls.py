@@ -1,7 +1,9 @@
 from django.urls import path
 
+from payments.views import order_payment_start
 from payments.webhooks import stripe_webhook
 
 urlpatterns = [
     path("webhooks/stripe/", stripe_webhook, name="stripe-webhook"),
+    path("orders/<int:order_id>/pay", order_payment_start, name="order-payment-start"),
 ]

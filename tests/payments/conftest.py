@@ -1,12 +1,14 @@
 """Stripe for the payment tests: events built as Stripe sends them, signed with the real
 library, posted to the real view; Stripe's API is a local HTTP server."""
 
+import importlib
 import itertools
 import json
 import time
 
 import pytest
 import stripe
+from django.apps import apps
 from django.conf import settings
 
 from marketplace.models import Order
@@ -49,3 +51,11 @@ def order(db):
     client = make_user("payer@example.test", first_name="Pat")
     return Order.objects.create(client=client, title="Deck repair", province="ON",
                                 subtotal_cents=10_000, tax_cents=1_300, total_cents=11_300)
+
+
+@pytest.fixture(autouse=True)
+def tax_rates(db):
+    """The rates of migration 0002. A transactional test's flush empties every table, the
+    seeded rows with it; pytest-django runs those tests last, but a later transactional
+    test would find no rates, so they are put back before each test (idempotent)."""
+    importlib.import_module("payments.migrations.0002_tax_rates").seed_tax_rates(apps, None)

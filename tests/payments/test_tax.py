@@ -1,12 +1,10 @@
 """Canadian sales tax: the seeded rates, the computation by province and date, and the lines
 stored on a payment. Every expected amount is worked out by hand in the test."""
 
-import importlib
 from datetime import date
 from decimal import Decimal
 
 import pytest
-from django.apps import apps
 from django.db import IntegrityError, InternalError, transaction
 
 from marketplace.models import Order, Province, User
@@ -19,17 +17,8 @@ from payments.tax import (
     tax_compute,
 )
 
-SEED = importlib.import_module("payments.migrations.0002_tax_rates")
 # After Nova Scotia's change of 2025-04-01: today's rates everywhere.
 NOW = date(2026, 6, 1)
-
-
-@pytest.fixture(autouse=True)
-def rates(db):
-    """The rates of migration 0002. A transactional test's flush empties every table, the
-    seeded rows with it; pytest-django runs those tests last, but a run ordered otherwise
-    would find no rates, so they are put back (inserting is idempotent)."""
-    SEED.seed_tax_rates(apps, None)
 
 
 def lines(breakdown) -> list[tuple[str, Decimal, int, int]]:
