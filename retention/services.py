@@ -104,7 +104,13 @@ CLEANUPS: dict[str, Cleanup] = {
         policy_key="audit-logs", model="audit.auditlog",
         expired="t.created_at < %(cutoff)s AND NOT t.is_critical",
         archive="t.created_at < %(cutoff)s AND t.is_critical",
-        kept={}, content_columns=(), user_columns=("actor_id",)),
+        kept={}, content_columns=(), user_columns=("actor_id",),
+        then="admin-log-cleanup"),
+    # Django admin's own action log (object names and change messages are free text).
+    "admin-log-cleanup": Cleanup(
+        policy_key="audit-logs", model="admin.logentry",
+        expired="t.action_time < %(cutoff)s", kept={},
+        content_columns=("object_repr", "change_message"), user_columns=("user_id",)),
     # Sessions idle or expired for 7 days (their refresh tokens with them), then tokens
     # revoked, inactive, expired or idle for 7 days.
     "session-cleanup": Cleanup(

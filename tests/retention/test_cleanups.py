@@ -296,3 +296,25 @@ def test_audit_entries_past_a_year_go_critical_ones_are_archived_and_the_run_aud
     assert (run.counts["deleted"], run.counts["archived"]) == (1, 1)
     assert ArchiveManifest.objects.get().first_id == critical
     assert AuditLog.objects.get(action="retention.run").metadata["policy"] == "audit-logs"
+
+
+def test_the_admins_action_log_past_a_year_goes_after_the_audit_trail(people):
+    from django.contrib.admin.models import CHANGE, LogEntry
+    from django.contrib.contenttypes.models import ContentType
+
+    ada, _ = people
+    kind = ContentType.objects.get_for_model(ChatMessage)
+
+    def entry(age_days):
+        made = LogEntry.objects.create(user=ada, content_type=kind, object_id="1",
+                                       object_repr="Message #1", action_flag=CHANGE,
+                                       change_message="edited")
+        LogEntry.objects.filter(pk=made.pk).update(action_time=days_ago(age_days))
+        return made.pk
+
+    young, old = entry(364), entry(366)
+
+    run = run_all("admin-log-cleanup")
+
+    assert list(LogEntry.objects.values_list("pk", flat=True)) == [young]
+    assert run.counts["deleted"] == 1 and not LogEntry.objects.filter(pk=old).exists()
