@@ -328,7 +328,10 @@ TEMP_S3_PREFIX = env.str("TEMP_S3_PREFIX", default="tmp/")
 STRIPE_SECRET_KEY = env.str("STRIPE_SECRET_KEY", default="")
 # The endpoint's signing secret; during a rotation, the new and the old one, comma-
 # separated (a delivery signed with any of them is accepted).
-STRIPE_WEBHOOK_SECRET = env.list("STRIPE_WEBHOOK_SECRET", default=[])
+# Development (make run) signs with a fixed, public value so `manage.py stripe_event` and
+# `stripe listen --forward-to` work out of the box; production must set its own.
+STRIPE_WEBHOOK_SECRET = env.list("STRIPE_WEBHOOK_SECRET",
+                                 default=["whsec_jobsite_development_only"] if DEBUG else [])
 # Oldest signature timestamp accepted, seconds (Stripe's libraries default to 300).
 STRIPE_WEBHOOK_TOLERANCE_SECONDS = env.int("STRIPE_WEBHOOK_TOLERANCE_SECONDS", default=300)
 STRIPE_API_BASE = env.str("STRIPE_API_BASE", default="")

@@ -212,3 +212,21 @@ def test_one_event_handled_by_two_workers_at_once_changes_state_once(order):
     assert sorted(results) == ["processed", "processed"]
     assert AuditLog.objects.filter(action="payment.succeeded").count() == 1
     assert EmailLog.objects.filter(kind="payment_confirmation").count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_development_command_posts_a_signed_event_that_is_processed(order, live_server,
+                                                                        broker, worker):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    out = StringIO()
+    call_command("stripe_event", "payment_intent.succeeded", "--order", str(order.pk),
+                 "--times", "2", "--url", f"{live_server.url}/webhooks/stripe/", stdout=out)
+    drain(broker, worker)
+
+    assert out.getvalue().splitlines() == [
+        '200 {"received": true, "duplicate": false}',
+        '200 {"received": true, "duplicate": true}']
+    assert Payment.objects.get(order=order).status == PaymentStatus.SUCCEEDED
