@@ -3,7 +3,7 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 
-.PHONY: run test lint bench clean-var
+.PHONY: run test lint bench clean-var manage
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ run: $(VENV)/.installed
 test: $(VENV)/.installed
 	bash scripts/services.sh
 	$(BIN)/python -m pytest --cov --cov-report=term:skip-covered $(PYTEST_ARGS)
+
+# A manage.py command against a running `make run` (its embedded servers): from another
+# terminal, e.g. make manage CMD="stripe_event payment_intent.succeeded --order 3"
+manage: $(VENV)/.installed
+	@test -f .var/run.env || { echo "make run is not running here (.var/run.env)"; exit 1; }
+	set -a && . ./.var/run.env && set +a && $(BIN)/python manage.py $(CMD)
 
 lint: $(VENV)/.installed
 	$(BIN)/ruff check .

@@ -52,8 +52,7 @@ class StripeEventAdmin(admin.ModelAdmin):
     """Every Stripe event as delivered; staff replay one through its handler. The payload
     is encrypted at rest and shown only with the payload permission."""
 
-    list_display = ("stripe_id", "type", "status", "source", "attempts", "last_error",
-                    "created", "received_at", "processed_at")
+    list_display = ("stripe_id", "type", "status", "attempts", "last_error", "received_at")
     list_filter = ("status", "type", "source")
     search_fields = ("=stripe_id", "=object_id")
     exclude = ("payload",)

@@ -28,6 +28,13 @@ class RetentionPolicyAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
+    @admin.display(description="Outcome")
+    def outcome(self, run: RetentionRun) -> str:
+        """The run's counts that are outcomes (statistics have a page of their own)."""
+        parts = [f"{key.replace('_', ' ')} {value:,}" for key, value in run.counts.items()
+                 if "." not in key and value]
+        return " · ".join(parts) or ("refused: " + run.reason if run.reason else "nothing")
+
     def has_delete_permission(self, request, obj=None):
         return False
 
@@ -44,7 +51,7 @@ class RetentionPolicyAdmin(admin.ModelAdmin):
 
 @admin.register(RetentionRun)
 class RetentionRunAdmin(admin.ModelAdmin):
-    list_display = ("policy", "cleanup", "dry_run", "status", "cutoff", "counts", "started_at",
+    list_display = ("cleanup", "dry_run", "status", "outcome", "cutoff", "started_at",
                     "finished_at")
     list_filter = ("policy", "cleanup", "status", "dry_run")
     # Not the position: while a run over files goes, it holds a key (which may name a user).

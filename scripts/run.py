@@ -72,6 +72,9 @@ def main() -> int:
         keep_alive.append(server)
         print(f"Embedded Redis running on {env['REDIS_URL']}")
 
+    # `make manage CMD=...` runs a command against these servers from another terminal.
+    (VAR / "run.env").write_text("".join(
+        f"{name}={env[name]}\n" for name in ("DEBUG", "DATABASE_URL", "REDIS_URL")))
     try:
         manage(env, "migrate", "--no-input", "-v", "0")
         manage(env, "collectstatic", "--no-input", "-v", "0")
