@@ -10,6 +10,11 @@ aborted as S3 lists and aborts an incomplete multipart upload.
 
 Listings are in key order (S3's: by UTF-8 bytes) and resume after a key, so a long walk
 can stop and go on from where it was.
+
+An object may be written in a cold storage class (``storage_class="GLACIER"``): S3 then
+refuses to ``get`` it until it is restored, but :meth:`ObjectStore.stat` still answers with
+its size and the SHA-256 S3 checked on upload, which is how such an object is verified
+(:mod:`jobs.archive`). A local store has no storage classes: it keeps every object readable.
 """
 
 from __future__ import annotations
@@ -54,12 +59,27 @@ class PendingUpload:
     initiated: datetime
 
 
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What the store says about an object without reading it."""
+
+    size: int
+    sha256: str  # hex; "" when the store did not report one
+    storage_class: str | None  # "STANDARD", "GLACIER"...; None: the store has no classes
+
+
+#: Storage classes whose objects S3 serves only once restored (GetObject is refused).
+UNREADABLE_STORAGE_CLASSES = frozenset({"GLACIER", "DEEP_ARCHIVE"})
+
+
 class ObjectStore(Protocol):
     name: str  # the bucket, or the directory
 
     def put(self, key: str, data: bytes, *, content_type: str = ...,
-            metadata: dict[str, str] | None = None) -> None: ...
+            metadata: dict[str, str] | None = None,
+            storage_class: str | None = None) -> None: ...
     def get(self, key: str) -> bytes: ...
+    def stat(self, key: str) -> ObjectInfo: ...
     def metadata(self, key: str) -> dict[str, str]: ...
     def list(self, prefix: str = "", *, start_after: str = "") -> Iterator[StoredObject]: ...
     def delete(self, key: str) -> int: ...
@@ -120,13 +140,19 @@ class S3Store:
         self.client = s3_client()
 
     def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream",
-            metadata: dict[str, str] | None = None) -> None:
-        # ChecksumSHA256: S3 itself refuses a body that arrived different from what we sent.
+            metadata: dict[str, str] | None = None,
+            storage_class: str | None = None) -> None:
+        """Write ``data`` under ``key`` (in ``storage_class``; the bucket's default, i.e.
+        STANDARD, when None)."""
+        # ChecksumSHA256: S3 itself refuses a body that arrived different from what we sent,
+        # and keeps the checksum, which HeadObject returns (stat) even for a GLACIER object.
         import base64
         checksum = base64.b64encode(hashlib.sha256(data).digest()).decode()
+        extra = {"StorageClass": storage_class} if storage_class else {}
         self.client.put_object(Bucket=self.name, Key=key, Body=data, ContentType=content_type,
-                               Metadata=metadata or {}, ChecksumSHA256=checksum,
-                               ServerSideEncryption="AES256")
+                               Metadata=metadata or {}, ChecksumAlgorithm="SHA256",
+                               ChecksumSHA256=checksum, ServerSideEncryption="AES256",
+                               **extra)
 
     def get(self, key: str) -> bytes:
         try:
@@ -134,14 +160,28 @@ class S3Store:
         except self.client.exceptions.NoSuchKey as exc:
             raise ObjectMissing(key) from exc
 
-    def metadata(self, key: str) -> dict[str, str]:
+    def _head(self, key: str, **extra) -> dict:
         from botocore.exceptions import ClientError
         try:
-            return self.client.head_object(Bucket=self.name, Key=key)["Metadata"]
+            return self.client.head_object(Bucket=self.name, Key=key, **extra)
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") in ("404", "NoSuchKey"):
                 raise ObjectMissing(key) from exc
             raise
+
+    def metadata(self, key: str) -> dict[str, str]:
+        return self._head(key)["Metadata"]
+
+    def stat(self, key: str) -> ObjectInfo:
+        """Size, SHA-256 (as S3 checked it on upload) and storage class, from HeadObject:
+        allowed on an object in any storage class, restored or not. An object uploaded in
+        parts has a checksum of checksums ("…-N"), reported as ""."""
+        import base64
+        head = self._head(key, ChecksumMode="ENABLED")
+        checksum = head.get("ChecksumSHA256") or ""
+        sha256 = "" if not checksum or "-" in checksum else base64.b64decode(checksum).hex()
+        return ObjectInfo(size=int(head["ContentLength"]), sha256=sha256,
+                          storage_class=head.get("StorageClass") or "STANDARD")
 
     def list(self, prefix: str = "", *, start_after: str = "") -> Iterator[StoredObject]:
         """The objects under ``prefix`` in key order, from the first key after
@@ -236,7 +276,8 @@ class LocalStore:
         return self.root / ".meta" / (sha256_hex(key.encode()) + ".json")
 
     def put(self, key: str, data: bytes, *, content_type: str = "application/octet-stream",
-            metadata: dict[str, str] | None = None) -> None:
+            metadata: dict[str, str] | None = None,
+            storage_class: str | None = None) -> None:
         import json
         path = self._path(key)
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -252,6 +293,11 @@ class LocalStore:
             return self._path(key).read_bytes()
         except FileNotFoundError as exc:
             raise ObjectMissing(key) from exc
+
+    def stat(self, key: str) -> ObjectInfo:
+        """Size and SHA-256 of the file (read to hash it); no storage class."""
+        return ObjectInfo(size=len(data := self.get(key)), sha256=sha256_hex(data),
+                          storage_class=None)
 
     def metadata(self, key: str) -> dict[str, str]:
         import json

@@ -4,7 +4,14 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from audit.services import audit_log_record
-from payments.models import Payment, StripeEvent, TaxRate
+from payments.models import (
+    JournalEntry,
+    JournalLine,
+    Payment,
+    PaymentArchive,
+    StripeEvent,
+    TaxRate,
+)
 from payments.services.events import stripe_event_replay
 
 PAYLOAD_PERMISSION = "payments.view_stripe_payload"
@@ -143,3 +150,59 @@ class TaxRateAdmin(admin.ModelAdmin):
         return {"province": obj.province, "tax_type": obj.tax_type,
                 "rate_percent": str(obj.rate_percent),
                 "effective_from": obj.effective_from.isoformat()}
+
+
+class JournalLineInline(admin.TabularInline):
+    model = JournalLine
+    fields = ("account", "debit_cents", "credit_cents", "tax_type", "province")
+    readonly_fields = fields
+    extra = 0
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(JournalEntry)
+class JournalEntryAdmin(admin.ModelAdmin):
+    """The journal, read-only: entries are posted by the payment handlers and the fee and
+    dispute postings (payments.services.accounting), never edited or deleted; a correction
+    is a new entry."""
+
+    list_display = ("id", "kind", "payment_id", "source_key", "currency", "posted_at",
+                    "archived_at")
+    list_filter = ("kind",)
+    search_fields = ("=payment__id", "source_key")
+    readonly_fields = ("kind", "payment", "source_key", "currency", "posted_at", "created_at",
+                       "archived_at")
+    inlines = (JournalLineInline,)
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(PaymentArchive)
+class PaymentArchiveAdmin(admin.ModelAdmin):
+    """Verified batches of manage.py archive_payments: keys, counts and SHA-256 only."""
+
+    list_display = ("id", "first_payment_id", "last_payment_id", "payments_marked",
+                    "storage_class", "cutoff", "created_at")
+    readonly_fields = [f.name for f in PaymentArchive._meta.fields]
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False

@@ -39,3 +39,41 @@ SCHEDULES = [
                  description="Payments: events Stripe sent that we missed, and payments "
                              "still pending, fixed through the event handlers."),
 ]
+
+
+# --- Accounting ------------------------------------------------------------------------
+
+@jobsite_actor(queue=Queue.PAYMENTS, actor_name="accounting_fees_collect",
+               time_limit=10 * MINUTE, max_retries=2)
+def accounting_fees_collect() -> None:
+    """Post Stripe's fee of payments whose entry was posted before the fee was known."""
+    from payments.services.accounting import accounting_fees_collect as collect
+
+    collect()
+
+
+@jobsite_actor(queue=Queue.MAINTENANCE, actor_name="accounting_export",
+               time_limit=30 * MINUTE, max_retries=3)
+def accounting_export(day: str | None = None) -> None:
+    """Export the journal lines of business day ``day`` (ISO date; default: yesterday in
+    the business time zone) as CSV to the archive store. Idempotent."""
+    from datetime import date
+
+    from payments.services.accounting_export import accounting_export as export
+    from payments.services.accounting_export import previous_business_day
+
+    export(day=date.fromisoformat(day) if day else previous_business_day())
+
+
+SCHEDULES += [
+    ScheduleSpec(name="accounting-fees", actor_name="accounting_fees_collect",
+                 cron="47 * * * *", time_zone="UTC",
+                 description="Accounting: Stripe's fee of payments posted without it, "
+                             "asked of Stripe and posted."),
+    # 03:30 in Toronto: the day is over in every Canadian time zone but Pacific's
+    # (entries are dated by the business time zone, not the payer's).
+    ScheduleSpec(name="accounting-export", actor_name="accounting_export",
+                 cron="30 3 * * *", time_zone="America/Toronto",
+                 description="Accounting: the previous Toronto day's journal lines as CSV "
+                             "in the archive bucket (accounting/journal/YYYY/MM/DD.csv)."),
+]

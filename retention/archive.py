@@ -1,11 +1,11 @@
 """Archive before delete: rows leave PostgreSQL only once cold storage holds them, checked.
 
 A batch of rows becomes one object in the "archive" store (S3 in production, versioned
-and encrypted at rest): gzip-compressed JSON Lines, one ``row_to_json`` per row (every
-column, as PostgreSQL holds it), beside a ``.manifest.json`` with its counts, id range and
-SHA-256. The object is read back and checked against the manifest before
-:func:`archive_rows` returns; any failure raises :class:`ArchiveFailed` and the caller
-deletes nothing. The caller deletes a row only if it still equals the archived copy
+and encrypted at rest), written by the platform's archive writer (:mod:`jobs.archive`):
+gzip-compressed JSON Lines, one ``row_to_json`` per row, beside a ``.manifest.json`` with
+its counts, id range and SHA-256. The object is read back and checked against the manifest
+before :func:`archive_rows` returns; any failure raises :class:`ArchiveFailed` and the
+caller deletes nothing. The caller deletes a row only if it still equals the archived copy
 (:data:`ROW_HASH_SQL`), so an edit between archive and delete keeps the row.
 
 :func:`archives_verify` (the daily backup verification) re-reads recent objects and
@@ -14,31 +14,32 @@ alerts staff when one no longer matches its manifest.
 
 from __future__ import annotations
 
-import gzip
-import hashlib
-import json
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
 from audit.services import audit_log_record
 from jobs.alerts import email_staff
-from jobs.storage import ObjectMissing, object_store, sha256_hex
+from jobs.archive import (
+    FORMAT,
+    ROW_HASH_SQL,
+    ArchiveFailed,
+    archive_manifest_check,
+    archive_manifest_write,
+    archive_object_check,
+    archive_object_write,
+    table_rows,
+)
+from jobs.storage import object_store
 from retention.models import ArchiveManifest, RetentionRun
 
 logger = logging.getLogger("retention")
 
-FORMAT = 1
-#: SQL over alias t: the hash of a row as archived (compared before the row is deleted).
-ROW_HASH_SQL = "md5(row_to_json(t)::text)"
-
-
-class ArchiveFailed(Exception):
-    """The archive could not be written or verified; nothing may be deleted."""
+__all__ = ["FORMAT", "ROW_HASH_SQL", "ArchiveFailed", "Archived", "archive_check",
+           "archive_rows", "archives_verify"]
 
 
 @dataclass(frozen=True)
@@ -59,62 +60,40 @@ def archive_rows(*, run: RetentionRun, model_label: str, table: str,
       ArchiveFailed: the store refused or lost the object, or it does not read back as
         written.
     """
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT t.id, row_to_json(t)::text FROM {table} t "
-                       f"WHERE t.id = ANY(%s) ORDER BY t.id", [ids])
-        rows = cursor.fetchall()
+    rows = table_rows(table, values=ids)
     if not rows:
         raise ArchiveFailed("none of the rows to archive exist any more")
-    lines = "".join(text + "\n" for _, text in rows).encode()
-    body = gzip.compress(lines, mtime=0)  # same rows, same bytes: a re-run is identical
     day = run.started_at
     key = (f"{settings.ARCHIVE_PREFIX}{run.policy}/{model_label}/{day:%Y/%m/%d}/"
            f"run-{run.pk}-{rows[0][0]}-{rows[-1][0]}.jsonl.gz")
-    manifest = {"format": FORMAT, "object": key, "policy": run.policy,
-                "model": model_label, "run": run.pk, "rows": len(rows),
-                "first_id": rows[0][0], "last_id": rows[-1][0], "sha256": sha256_hex(body),
-                "size": len(body), "created_at": timezone.now().isoformat()}
     store = object_store("archive")
+    written = archive_object_write(store, key=key, rows=rows)
+    manifest = {"format": FORMAT, "object": key, "policy": run.policy,
+                "model": model_label, "run": run.pk, "rows": written.rows,
+                "first_id": written.first_id, "last_id": written.last_id,
+                "sha256": written.sha256, "size": written.size,
+                "created_at": timezone.now().isoformat()}
     try:
-        store.put(key, body, content_type="application/gzip",
-                  metadata={"sha256": manifest["sha256"], "rows": str(len(rows))})
-        store.put(_manifest_key(key), json.dumps(manifest, indent=1).encode(),
-                  content_type="application/json")
+        archive_manifest_write(store, key=_manifest_key(key), manifest=manifest)
         problem = archive_check(store, manifest)
     except Exception as exc:
         raise ArchiveFailed(f"{type(exc).__name__} writing {key}") from exc
     if problem:
         raise ArchiveFailed(f"{key}: {problem}")
     record, _ = ArchiveManifest.objects.update_or_create(key=key, defaults={
-        "policy": run.policy, "model_label": model_label, "run": run, "rows": len(rows),
-        "first_id": rows[0][0], "last_id": rows[-1][0], "sha256": manifest["sha256"],
-        "size": len(body), "status": ArchiveManifest.Status.VERIFIED, "problem": "",
+        "policy": run.policy, "model_label": model_label, "run": run, "rows": written.rows,
+        "first_id": written.first_id, "last_id": written.last_id, "sha256": written.sha256,
+        "size": written.size, "status": ArchiveManifest.Status.VERIFIED, "problem": "",
         "checked_at": timezone.now()})
-    return Archived(record, {row_id: hashlib.md5(text.encode()).hexdigest()
-                             for row_id, text in rows})
+    return Archived(record, written.row_hashes)
 
 
 def archive_check(store, manifest: dict) -> str:
     """What is wrong with the stored object against ``manifest`` ('' when nothing)."""
-    try:
-        body = store.get(manifest["object"])
-        stored_manifest = json.loads(store.get(_manifest_key(manifest["object"])))
-    except ObjectMissing:
-        return "object or manifest missing"
-    if len(body) != manifest["size"]:
-        return f"size {len(body)} is not {manifest['size']}"
-    if sha256_hex(body) != manifest["sha256"]:
-        return "SHA-256 differs from the manifest"
-    try:
-        rows = gzip.decompress(body).count(b"\n")
-    except (OSError, EOFError):
-        return "not a readable gzip stream"
-    if rows != manifest["rows"]:
-        return f"{rows} rows, manifest says {manifest['rows']}"
-    if any(stored_manifest.get(field) != manifest[field]
-           for field in ("object", "rows", "sha256", "size")):
-        return "stored manifest differs from the record"
-    return ""
+    return (archive_object_check(store, manifest)
+            or archive_manifest_check(store, key=_manifest_key(manifest["object"]),
+                                      expected=manifest,
+                                      fields=("object", "rows", "sha256", "size")))
 
 
 def archives_verify(*, now: datetime | None = None, days: int | None = None) -> dict:

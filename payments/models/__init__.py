@@ -1,8 +1,16 @@
 """The payments app's models, one module per sub-domain."""
 
+from payments.models.accounting import (
+    Account,
+    EntryKind,
+    JournalEntry,
+    JournalLine,
+    PaymentArchive,
+)
 from payments.models.events import EventSource, EventStatus, StripeEvent
 from payments.models.payment import Payment, PaymentStatus
 from payments.models.tax import PaymentTaxLine, TaxRate, TaxType
 
-__all__ = ["EventSource", "EventStatus", "Payment", "PaymentStatus", "PaymentTaxLine",
+__all__ = ["Account", "EntryKind", "EventSource", "EventStatus", "JournalEntry",
+           "JournalLine", "Payment", "PaymentArchive", "PaymentStatus", "PaymentTaxLine",
            "StripeEvent", "TaxRate", "TaxType"]
