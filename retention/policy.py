@@ -78,6 +78,9 @@ EXEMPT: dict[str, str] = {
     "retention.legalhold": "the held user's id only, kept as the record of the hold",
     "retention.accountdeletionnotice": "the user's id, dates and outcome only, kept as the "
                                        "record that the user was told before the deletion",
+    "payments.subscription": "the contractor's id and Stripe's ids, status and dates only "
+                             "(no name, address or card), kept as the billing record next "
+                             "to the payments; the personal data is Stripe's",
 }
 
 

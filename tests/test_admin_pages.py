@@ -32,6 +32,7 @@ SUPERUSER = {
     "notifications.suppression": (200, 200),
     "payments.payment": (200, 403),
     "payments.stripeevent": (200, 403),
+    "payments.subscription": (200, 403),
     "payments.taxrate": (200, 200),
     "retention.archivemanifest": (200, 403),
     "retention.datastatistic": (200, 403),

@@ -2,7 +2,8 @@
 
 from payments.models.events import EventSource, EventStatus, StripeEvent
 from payments.models.payment import Payment, PaymentStatus
+from payments.models.subscriptions import Subscription, SubscriptionStatus
 from payments.models.tax import PaymentTaxLine, TaxRate, TaxType
 
 __all__ = ["EventSource", "EventStatus", "Payment", "PaymentStatus", "PaymentTaxLine",
-           "StripeEvent", "TaxRate", "TaxType"]
+           "StripeEvent", "Subscription", "SubscriptionStatus", "TaxRate", "TaxType"]
