@@ -397,3 +397,38 @@ def test_the_dunning_email_reads_in_french_with_the_date_and_amount(contractor):
     assert rendered.subject == "Nous n'avons pas pu renouveler votre abonnement Pro Jobsite"
     assert "56,49\u00a0$ CAD" in rendered.text and "10 mars 2027" in rendered.text
     assert "/account/subscription" in rendered.text
+
+
+def test_the_three_schedules_are_declared():
+    from payments.tasks import SCHEDULES
+
+    declared = {spec.name: (spec.actor_name, spec.cron, spec.time_zone) for spec in SCHEDULES}
+    assert {name: declared[name] for name in (
+        "subscription-dunning", "subscription-renewal-reminders", "subscription-renewals")} == {
+        "subscription-dunning": ("subscription_dunning", "0 9 * * *", "America/Toronto"),
+        "subscription-renewal-reminders": ("subscription_renewal_reminders", "0 6 * * *",
+                                           "America/Toronto"),
+        "subscription-renewals": ("subscription_renewals", "0 6 1 * *", "America/Toronto")}
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_monthly_run_reports_to_staff_and_sends_the_reminders_due(contractor, broker,
+                                                                      worker, settings):
+    from payments.tasks import subscription_renewals
+    from tests.conftest import drain
+
+    settings.STAFF_ALERT_EMAILS = ["ops@example.test"]
+    client = Client()
+    renews = datetime.now(UTC).replace(microsecond=0) + 3 * DAY
+    deliver(client, "customer.subscription.created",
+            subscription(contractor, period_end=renews), created=int(time.time()))
+
+    subscription_renewals.send()
+    drain(broker, worker)
+
+    assert [m.subject for m in mail.outbox if "[Jobsite]" in m.subject] == [
+        "[Jobsite] Subscriptions: monthly renewals report"]
+    assert emails("subscription_renewal_reminder") == [{
+        "subscription_id": Subscription.objects.get().pk, "amount_cents": 4_999,
+        "currency": "CAD", "renews_at": renews.isoformat()}]
+    assert len([m for m in mail.outbox if "renews on" in m.subject]) == 1
