@@ -341,6 +341,13 @@ STRIPE_TIMEOUT_SECONDS = env.float("STRIPE_TIMEOUT_SECONDS", default=20)
 # events of the last PAYMENT_RECONCILE_LOOKBACK_HOURS we never received are fetched.
 PAYMENT_RECONCILE_AFTER_MINUTES = env.int("PAYMENT_RECONCILE_AFTER_MINUTES", default=60)
 PAYMENT_RECONCILE_LOOKBACK_HOURS = env.int("PAYMENT_RECONCILE_LOOKBACK_HOURS", default=72)
+# Contractor subscriptions (payments.services.subscriptions). A failed renewal keeps the
+# features SUBSCRIPTION_GRACE_DAYS after the first failure, with dunning emails at once and
+# on these days after it (calendar days in BUSINESS_TIME_ZONE); the renewal reminder goes
+# SUBSCRIPTION_REMINDER_DAYS before a renewal (Stripe's invoice.upcoming, or the daily run).
+SUBSCRIPTION_GRACE_DAYS = env.int("SUBSCRIPTION_GRACE_DAYS", default=7)
+SUBSCRIPTION_DUNNING_DAYS = env.list("SUBSCRIPTION_DUNNING_DAYS", cast=int, default=[1, 3, 5])
+SUBSCRIPTION_REMINDER_DAYS = env.int("SUBSCRIPTION_REMINDER_DAYS", default=7)
 # PUSH_PROVIDER: "onesignal", or "console" (development: prints each push, device ids
 # redacted). Production needs ONESIGNAL_APP_ID and ONESIGNAL_API_KEY.
 PUSH_PROVIDER = env.str("PUSH_PROVIDER", default="console" if DEBUG else "onesignal")

@@ -99,6 +99,33 @@ KINDS: dict[EmailKind, KindSpec] = {
             {"delete_after": Field(str, max_length=40)},
             {"delete_after": "2027-03-03T00:00:00+00:00"},
         ),
+        # Sent by payments (contractor subscriptions): transactional. Ids, amounts and
+        # moments only; the moments are rendered as dates in the user's time zone.
+        KindSpec(
+            EmailKind.SUBSCRIPTION_RENEWAL_REMINDER, Category.TRANSACTIONAL,
+            {"subscription_id": Field(int), "amount_cents": Field(int),
+             "currency": Field(str, header=True, max_length=3),
+             "renews_at": Field(str, max_length=40)},
+            {"subscription_id": 7, "amount_cents": 4_999, "currency": "CAD",
+             "renews_at": "2027-03-03T14:00:00+00:00"},
+        ),
+        KindSpec(
+            EmailKind.SUBSCRIPTION_PAYMENT_FAILED, Category.TRANSACTIONAL,
+            {"subscription_id": Field(int), "amount_cents": Field(int),
+             "currency": Field(str, header=True, max_length=3),
+             "grace_until": Field(str, max_length=40)},
+            {"subscription_id": 7, "amount_cents": 5_649, "currency": "CAD",
+             "grace_until": "2027-03-10T14:00:00+00:00"},
+        ),
+        KindSpec(
+            EmailKind.SUBSCRIPTION_SUSPENDED, Category.TRANSACTIONAL,
+            {"subscription_id": Field(int)}, {"subscription_id": 7},
+        ),
+        KindSpec(
+            EmailKind.SUBSCRIPTION_CANCELED, Category.TRANSACTIONAL,
+            {"subscription_id": Field(int), "ended_at": Field(str, max_length=40)},
+            {"subscription_id": 7, "ended_at": "2027-03-03T14:00:00+00:00"},
+        ),
     ]
 }
 

@@ -22,6 +22,11 @@ class EmailKind(models.TextChoices):
     REVIEW_REMINDER = "review_reminder", "Review reminder"
     DAILY_DIGEST = "daily_digest", "Daily digest"
     ACCOUNT_DELETION_NOTICE = "account_deletion_notice", "Account deletion notice"
+    SUBSCRIPTION_RENEWAL_REMINDER = ("subscription_renewal_reminder",
+                                     "Subscription renewal reminder")
+    SUBSCRIPTION_PAYMENT_FAILED = "subscription_payment_failed", "Subscription payment failed"
+    SUBSCRIPTION_SUSPENDED = "subscription_suspended", "Subscription features suspended"
+    SUBSCRIPTION_CANCELED = "subscription_canceled", "Subscription ended"
 
 
 class EmailStatus(models.TextChoices):

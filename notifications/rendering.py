@@ -72,7 +72,8 @@ def _money(amount_cents: int, currency: str, language: str) -> str:
 DATE_FORMATS = {"en": "F j, Y", "fr": "j F Y"}
 
 
-def local_date(moment: str, time_zone: str, language: str) -> str:
+def local_date(moment: str, time_zone: str, language: str, *,
+               name: str = "delete_after") -> str:
     """The date of ``moment`` (ISO 8601) on the wall calendar of ``time_zone``, written out
     in ``language`` ("March 2, 2027", "2 mars 2027"). An unknown zone reads as Toronto's."""
     try:
@@ -82,7 +83,7 @@ def local_date(moment: str, time_zone: str, language: str) -> str:
     try:
         local = datetime.fromisoformat(moment).astimezone(zone)
     except ValueError:
-        raise EmailContentError("delete_after must be an ISO 8601 date and time.") from None
+        raise EmailContentError(f"{name} must be an ISO 8601 date and time.") from None
     with translation.override(language):
         return dateformat.format(local, DATE_FORMATS.get(language, DATE_FORMATS["en"]))
 
@@ -123,7 +124,22 @@ def _kind_context(kind: EmailKind, user: User, context: dict[str, Any], language
         return {"action_url": f"{site}/",
                 "deletion_date": local_date(context["delete_after"], user.time_zone,
                                             language)}
+    if kind in SUBSCRIPTION_DATES:
+        values: dict[str, Any] = {"action_url": f"{site}/account/subscription"}
+        name = SUBSCRIPTION_DATES[kind]
+        if name:
+            values["date"] = local_date(context[name], user.time_zone, language, name=name)
+        if "amount_cents" in context:
+            values["amount"] = _money(context["amount_cents"], context["currency"], language)
+        return values
     raise EmailContentError(f"Unknown email kind {kind!r}.")
+
+
+#: The subscription kinds, each with the context moment its templates show as ``date``.
+SUBSCRIPTION_DATES = {EmailKind.SUBSCRIPTION_RENEWAL_REMINDER: "renews_at",
+                      EmailKind.SUBSCRIPTION_PAYMENT_FAILED: "grace_until",
+                      EmailKind.SUBSCRIPTION_SUSPENDED: "",
+                      EmailKind.SUBSCRIPTION_CANCELED: "ended_at"}
 
 
 def render_email(*, kind: EmailKind, user: User, context: dict[str, Any],

@@ -10,6 +10,7 @@ from payments.models import (
     Payment,
     PaymentArchive,
     StripeEvent,
+    Subscription,
     TaxRate,
 )
 from payments.services.events import stripe_event_replay
@@ -94,6 +95,26 @@ class StripeEventAdmin(admin.ModelAdmin):
         replayed = sum(stripe_event_replay(event=event) for event in queryset)
         self.message_user(request, f"{replayed} event(s) queued for processing again.")
 
+
+@admin.register(Subscription)
+class SubscriptionAdmin(admin.ModelAdmin):
+    """Read-only: the mirror of Stripe's subscriptions, written by the event handlers and
+    the daily runs (payments.services.subscriptions). Changes are made in Stripe."""
+
+    list_display = ("id", "user_id", "status", "features_active", "cancel_at_period_end",
+                    "current_period_end", "past_due_since", "grace_until", "suspended_at",
+                    "ended_at")
+    list_filter = ("status", "features_active", "cancel_at_period_end")
+    search_fields = ("=id", "=stripe_subscription_id", "=stripe_customer_id", "=user__id")
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 class TaxRateForm(forms.ModelForm):

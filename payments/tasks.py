@@ -77,3 +77,61 @@ SCHEDULES += [
                  description="Accounting: the previous Toronto day's journal lines as CSV "
                              "in the archive bucket (accounting/journal/YYYY/MM/DD.csv)."),
 ]
+
+
+# --- Contractor subscriptions (payments.services.subscriptions) ----------------------------
+# Batch runs on the maintenance queue (the payments queue stays free for webhooks); each
+# goes chunk by chunk, re-enqueueing itself from the last id. Every change is decided under
+# the subscription's lock, so a repeated run or chunk does nothing twice.
+
+@jobsite_actor(queue=Queue.MAINTENANCE, actor_name="subscription_dunning", max_retries=3)
+def subscription_dunning(after_id: int = 0) -> None:
+    """The daily dunning emails, suspensions after the grace period, and the features of
+    cancelled subscriptions revoked at their period end."""
+    from jobs.enqueue import enqueue_on_commit
+    from payments.services.subscriptions import subscriptions_daily_run
+
+    last = subscriptions_daily_run(after_id=after_id)
+    if last is not None:
+        enqueue_on_commit(subscription_dunning, last)
+
+
+@jobsite_actor(queue=Queue.MAINTENANCE, actor_name="subscription_renewal_reminders",
+               max_retries=3)
+def subscription_renewal_reminders(after_id: int = 0) -> None:
+    """Renewal reminders for renewals in the next SUBSCRIPTION_REMINDER_DAYS not reminded
+    yet (Stripe's invoice.upcoming sends most of them first)."""
+    from jobs.enqueue import enqueue_on_commit
+    from payments.services.subscriptions import subscription_renewal_reminders_send
+
+    _, last = subscription_renewal_reminders_send(after_id=after_id)
+    if last is not None:
+        enqueue_on_commit(subscription_renewal_reminders, last)
+
+
+@jobsite_actor(queue=Queue.MAINTENANCE, actor_name="subscription_renewals", max_retries=1)
+def subscription_renewals() -> None:
+    """The monthly renewals report to staff (counts), and one more reminder pass."""
+    from jobs.enqueue import enqueue_on_commit
+    from payments.services.subscriptions import subscriptions_summary_send
+
+    subscriptions_summary_send()
+    enqueue_on_commit(subscription_renewal_reminders, 0)
+
+
+SCHEDULES += [
+    ScheduleSpec(name="subscription-dunning", actor_name="subscription_dunning",
+                 cron="0 9 * * *", time_zone="America/Toronto",
+                 description="Subscriptions: dunning emails on the configured days after a "
+                             "failed renewal, features suspended after the grace period, "
+                             "cancelled subscriptions' features revoked at period end."),
+    ScheduleSpec(name="subscription-renewal-reminders",
+                 actor_name="subscription_renewal_reminders", cron="0 6 * * *",
+                 time_zone="America/Toronto",
+                 description="Subscriptions: the renewal reminder for renewals in the next "
+                             "7 days that Stripe's invoice.upcoming did not already cover."),
+    ScheduleSpec(name="subscription-renewals", actor_name="subscription_renewals",
+                 cron="0 6 1 * *", time_zone="America/Toronto",
+                 description="Subscriptions: the monthly renewals report to staff (counts) "
+                             "and a catch-up pass of the renewal reminders."),
+]

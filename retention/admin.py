@@ -28,13 +28,6 @@ class RetentionPolicyAdmin(admin.ModelAdmin):
     def has_change_permission(self, request, obj=None):
         return False
 
-    @admin.display(description="Outcome")
-    def outcome(self, run: RetentionRun) -> str:
-        """The run's counts that are outcomes (statistics have a page of their own)."""
-        parts = [f"{key.replace('_', ' ')} {value:,}" for key, value in run.counts.items()
-                 if "." not in key and value]
-        return " · ".join(parts) or ("refused: " + run.reason if run.reason else "nothing")
-
     def has_delete_permission(self, request, obj=None):
         return False
 
@@ -63,6 +56,13 @@ class RetentionRunAdmin(admin.ModelAdmin):
 
     def has_change_permission(self, request, obj=None):
         return False
+
+    @admin.display(description="Outcome")
+    def outcome(self, run: RetentionRun) -> str:
+        """The run's counts that are outcomes (statistics have a page of their own)."""
+        parts = [f"{key.replace('_', ' ')} {value:,}" for key, value in run.counts.items()
+                 if "." not in key and value]
+        return " · ".join(parts) or ("refused: " + run.reason if run.reason else "nothing")
 
 
 @admin.register(LegalHold)

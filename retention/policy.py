@@ -35,7 +35,7 @@ POLICIES: tuple[Policy, ...] = (
     Policy("payment-records", "Payment records", 7 * 365 * DAY, "7 years",
            "NO (manual only)", "Archive after 2 years", "Canadian Tax Law (CRA)",
            "never deleted by any retention path; archived to cold storage after 2 years "
-           "(manage.py archive_payments)", ("payments.payment",)),
+           "(manage.py archive_payments)", ("payments.payment", "payments.subscription")),
     Policy("audit-logs", "Audit logs", 365 * DAY, "1 year minimum", "Yes",
            "Weekly (Sunday 01:00 UTC)", "PIPEDA requirement",
            "entries older than 1 year deleted; critical ones kept until archived",

@@ -34,6 +34,7 @@ SUPERUSER = {
     "payments.payment": (200, 403),
     "payments.paymentarchive": (200, 403),
     "payments.stripeevent": (200, 403),
+    "payments.subscription": (200, 403),
     "payments.taxrate": (200, 200),
     "retention.archivemanifest": (200, 403),
     "retention.datastatistic": (200, 403),

@@ -9,8 +9,9 @@ from payments.models.accounting import (
 )
 from payments.models.events import EventSource, EventStatus, StripeEvent
 from payments.models.payment import Payment, PaymentStatus
+from payments.models.subscriptions import Subscription, SubscriptionStatus
 from payments.models.tax import PaymentTaxLine, TaxRate, TaxType
 
 __all__ = ["Account", "EntryKind", "EventSource", "EventStatus", "JournalEntry",
            "JournalLine", "Payment", "PaymentArchive", "PaymentStatus", "PaymentTaxLine",
-           "StripeEvent", "TaxRate", "TaxType"]
+           "StripeEvent", "Subscription", "SubscriptionStatus", "TaxRate", "TaxType"]
