@@ -22,6 +22,9 @@ class EmailKind(models.TextChoices):
     REVIEW_REMINDER = "review_reminder", "Review reminder"
     DAILY_DIGEST = "daily_digest", "Daily digest"
     ACCOUNT_DELETION_NOTICE = "account_deletion_notice", "Account deletion notice"
+    # To the order's contractor (payments.services.disputes).
+    DISPUTE_OPENED = "dispute_opened", "Payment dispute opened"
+    DISPUTE_CLOSED = "dispute_closed", "Payment dispute closed"
 
 
 class EmailStatus(models.TextChoices):

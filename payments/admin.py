@@ -4,7 +4,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from audit.services import audit_log_record
-from payments.models import Payment, StripeEvent, TaxRate
+from payments.models import Dispute, Payment, Receipt, StripeEvent, TaxRate
 from payments.services.events import stripe_event_replay
 
 PAYLOAD_PERMISSION = "payments.view_stripe_payload"
@@ -144,3 +144,52 @@ class TaxRateAdmin(admin.ModelAdmin):
         return {"province": obj.province, "tax_type": obj.tax_type,
                 "rate_percent": str(obj.rate_percent),
                 "effective_from": obj.effective_from.isoformat()}
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written by the payment handlers, never changed or deleted here."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Receipt)
+class ReceiptAdmin(ReadOnlyAdmin):
+    list_display = ("label", "payment_id", "total_cents", "currency", "language", "status",
+                    "issued_at")
+    list_filter = ("status", "language")
+    search_fields = ("=number", "=payment__id")
+    exclude = ("order_title",)  # the client's own words: on the receipt, not in lists
+
+
+class DisputeOpenFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return (("open", "Open"), ("closed", "Closed"))
+
+    def queryset(self, request, queryset):
+        if self.value() == "open":
+            return queryset.filter(closed_at__isnull=True)
+        if self.value() == "closed":
+            return queryset.filter(closed_at__isnull=False)
+        return queryset
+
+
+@admin.register(Dispute)
+class DisputeAdmin(ReadOnlyAdmin):
+    """Disputes by evidence due date, the soonest first (Stripe's status and dates)."""
+
+    list_display = ("id", "stripe_dispute_id", "payment_id", "status", "reason",
+                    "amount_cents", "currency", "evidence_due_by", "opened_at", "closed_at",
+                    "outcome")
+    list_filter = (DisputeOpenFilter, "status", "reason")
+    search_fields = ("=stripe_dispute_id", "=payment__id", "=payment__order__id")
+    ordering = ("evidence_due_by", "id")

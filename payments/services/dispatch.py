@@ -24,7 +24,9 @@ def handles(*event_types: str) -> Callable[[Handler], Handler]:
 
 
 #: The modules whose handlers register themselves with :func:`handles`.
-HANDLER_MODULES = ("payments.services.intents",)
+HANDLER_MODULES = ("payments.services.intents",
+                   "payments.services.disputes",
+                   )
 
 
 def _load() -> None:
