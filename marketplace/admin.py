@@ -56,13 +56,45 @@ class ContractorProfileAdmin(admin.ModelAdmin):
     raw_id_fields = ("user",)
 
 
+class OrderDisputedFilter(admin.SimpleListFilter):
+    """Orders with a payment under an open dispute (payments sets ``Payment.is_disputed``
+    while one is open: the order's flag is derived from it, never stored twice)."""
+
+    title = "disputed"
+    parameter_name = "disputed"
+
+    def lookups(self, request, model_admin):
+        return (("yes", "Disputed"), ("no", "Not disputed"))
+
+    def queryset(self, request, queryset):
+        disputed = queryset.filter(payments__is_disputed=True).values("pk")
+        if self.value() == "yes":
+            return queryset.filter(pk__in=disputed)
+        if self.value() == "no":
+            return queryset.exclude(pk__in=disputed)
+        return queryset
+
+
 @admin.register(Order)
 class OrderAdmin(admin.ModelAdmin):
-    list_display = ("id", "title", "status", "total_cents", "currency", "province", "created_at")
-    list_filter = ("status", "province")
+    list_display = ("id", "title", "status", "total_cents", "currency", "province",
+                    "is_disputed", "created_at")
+    list_filter = ("status", "province", OrderDisputedFilter)
     search_fields = ("title",)
     raw_id_fields = ("client", "contractor")
     date_hierarchy = "created_at"
+
+    def get_queryset(self, request):
+        from django.apps import apps
+        from django.db.models import Exists, OuterRef
+
+        payments = apps.get_model("payments", "Payment").objects  # payments builds on us
+        disputed = payments.filter(order=OuterRef("pk"), is_disputed=True)
+        return super().get_queryset(request).annotate(disputed=Exists(disputed))
+
+    @admin.display(boolean=True, description="Disputed", ordering="disputed")
+    def is_disputed(self, obj) -> bool:
+        return obj.disputed
 
 
 @admin.register(Review)

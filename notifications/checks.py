@@ -11,6 +11,7 @@ from django.core import checks
 from django.template import TemplateDoesNotExist, TemplateSyntaxError
 
 from marketplace.models import User
+from notifications.extensions import email_extension
 from notifications.kinds import KINDS, EmailContentError
 from notifications.models import EmailKind, PushKind
 from notifications.push_kinds import PUSH_KINDS
@@ -107,7 +108,8 @@ def template_problems() -> list[str]:
                 rendered = render_email(
                     kind=kind, user=_sample_user(language), context=spec.sample_context,
                     unsubscribe_url="https://example.invalid/email/unsubscribe/t/",
-                    strict=True, extra_values={"items": SAMPLE_DIGEST_ITEMS},
+                    strict=True, extra_values={"items": SAMPLE_DIGEST_ITEMS,
+                                               **email_extension(kind).sample_values},
                 )
             except EmailContentError as exc:
                 problems.append(f"{kind}/{language}: {exc}")

@@ -43,6 +43,8 @@ class Field:
     max_length: int = 500
     # When set, the only values accepted.
     choices: tuple[str, ...] = ()
+    # An optional value may be left out of the context (the template then lacks it).
+    required: bool = True
 
 
 @dataclass(frozen=True)
@@ -73,10 +75,13 @@ KINDS: dict[EmailKind, KindSpec] = {
              "status": Field(str, max_length=20, choices=tuple(OrderStatus.values))},
             {"order_id": 42, "order_title": "Fix the kitchen sink", "status": "in_progress"},
         ),
+        # With ``receipt_id``, the receipt is in the body and attached as a PDF (values and
+        # attachment registered by payments: notifications.extensions).
         KindSpec(
             EmailKind.PAYMENT_CONFIRMATION, Category.TRANSACTIONAL,
             {"order_id": _ORDER, "order_title": _TITLE, "amount_cents": Field(int),
-             "currency": Field(str, header=True, max_length=3)},
+             "currency": Field(str, header=True, max_length=3),
+             "receipt_id": Field(int, required=False)},
             {"order_id": 42, "order_title": "Fix the kitchen sink", "amount_cents": 11300,
              "currency": "CAD"},
         ),
@@ -126,6 +131,24 @@ KINDS: dict[EmailKind, KindSpec] = {
             {"subscription_id": Field(int), "ended_at": Field(str, max_length=40)},
             {"subscription_id": 7, "ended_at": "2027-03-03T14:00:00+00:00"},
         ),
+        # To the order's contractor when a client disputes a payment, and when it closes.
+        # ``evidence_due_by`` is ISO 8601 or empty (Stripe gave no date).
+        KindSpec(
+            EmailKind.DISPUTE_OPENED, Category.TRANSACTIONAL,
+            {"order_id": _ORDER, "order_title": _TITLE, "amount_cents": Field(int),
+             "currency": Field(str, header=True, max_length=3),
+             "evidence_due_by": Field(str, max_length=40)},
+            {"order_id": 42, "order_title": "Fix the kitchen sink", "amount_cents": 11300,
+             "currency": "CAD", "evidence_due_by": "2027-03-03T23:59:59+00:00"},
+        ),
+        KindSpec(
+            EmailKind.DISPUTE_CLOSED, Category.TRANSACTIONAL,
+            {"order_id": _ORDER, "order_title": _TITLE, "amount_cents": Field(int),
+             "currency": Field(str, header=True, max_length=3),
+             "outcome": Field(str, max_length=8, choices=("won", "lost", "closed"))},
+            {"order_id": 42, "order_title": "Fix the kitchen sink", "amount_cents": 11300,
+             "currency": "CAD", "outcome": "won"},
+        ),
     ]
 }
 
@@ -170,6 +193,8 @@ def clean_fields(kind: str, fields: dict[str, Field], context: dict[str, Any] | 
     cleaned: dict[str, Any] = {}
     for name, rule in fields.items():
         if name not in context:
+            if not rule.required:
+                continue
             raise error(f"{kind} needs context value {name!r}.")
         value = context[name]
         if rule.type is int and (isinstance(value, bool) or not isinstance(value, int)):

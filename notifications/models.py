@@ -27,6 +27,9 @@ class EmailKind(models.TextChoices):
     SUBSCRIPTION_PAYMENT_FAILED = "subscription_payment_failed", "Subscription payment failed"
     SUBSCRIPTION_SUSPENDED = "subscription_suspended", "Subscription features suspended"
     SUBSCRIPTION_CANCELED = "subscription_canceled", "Subscription ended"
+    # To the order's contractor (payments.services.disputes).
+    DISPUTE_OPENED = "dispute_opened", "Payment dispute opened"
+    DISPUTE_CLOSED = "dispute_closed", "Payment dispute closed"
 
 
 class EmailStatus(models.TextChoices):

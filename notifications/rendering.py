@@ -19,6 +19,7 @@ from django.utils import dateformat, translation
 
 from marketplace.models import OrderStatus, User
 from notifications import tokens
+from notifications.extensions import email_values
 from notifications.kinds import (
     KINDS,
     EmailContentError,
@@ -61,7 +62,8 @@ def recipient_language(user: User) -> str:
     return language if language in LANGUAGES else FALLBACK_LANGUAGE
 
 
-def _money(amount_cents: int, currency: str, language: str) -> str:
+def money_format(amount_cents: int, currency: str, language: str) -> str:
+    """``$1,234.56 CAD`` in English, ``1 234,56 $ CAD`` in French (no-break spaces)."""
     units, cents = divmod(amount_cents, 100)
     if language == "fr":
         return f"{units:,}".replace(",", "\u00a0") + f",{cents:02d}\u00a0$ {currency}"
@@ -75,7 +77,8 @@ DATE_FORMATS = {"en": "F j, Y", "fr": "j F Y"}
 def local_date(moment: str, time_zone: str, language: str, *,
                name: str = "delete_after") -> str:
     """The date of ``moment`` (ISO 8601) on the wall calendar of ``time_zone``, written out
-    in ``language`` ("March 2, 2027", "2 mars 2027"). An unknown zone reads as Toronto's."""
+    in ``language`` ("March 2, 2027", "2 mars 2027"). An unknown zone reads as Toronto's.
+    ``name`` is the context value's, for the error."""
     try:
         zone = zoneinfo.ZoneInfo(time_zone)
     except (zoneinfo.ZoneInfoNotFoundError, ValueError):
@@ -106,7 +109,7 @@ def _kind_context(kind: EmailKind, user: User, context: dict[str, Any], language
                 "status_label": str(OrderStatus(context["status"]).label).lower()}
     if kind == EmailKind.PAYMENT_CONFIRMATION:
         return {"action_url": f"{site}/orders/{order_id}/receipt",
-                "amount": _money(context["amount_cents"], context["currency"], language)}
+                "amount": money_format(context["amount_cents"], context["currency"], language)}
     if kind == EmailKind.REVIEW_REMINDER:
         return {"action_url": f"{site}/orders/{order_id}/review"}
     if kind == EmailKind.DAILY_DIGEST:
@@ -130,8 +133,14 @@ def _kind_context(kind: EmailKind, user: User, context: dict[str, Any], language
         if name:
             values["date"] = local_date(context[name], user.time_zone, language, name=name)
         if "amount_cents" in context:
-            values["amount"] = _money(context["amount_cents"], context["currency"], language)
+            values["amount"] = money_format(context["amount_cents"], context["currency"], language)
         return values
+    if kind in (EmailKind.DISPUTE_OPENED, EmailKind.DISPUTE_CLOSED):
+        due = context.get("evidence_due_by") or ""
+        return {"action_url": f"{site}/orders/{order_id}",
+                "amount": money_format(context["amount_cents"], context["currency"], language),
+                "due_date": local_date(due, user.time_zone, language, name="evidence_due_by")
+                if due else ""}
     raise EmailContentError(f"Unknown email kind {kind!r}.")
 
 
@@ -170,6 +179,7 @@ def render_email(*, kind: EmailKind, user: User, context: dict[str, Any],
     engine = email_engine(strict=strict)
     with translation.override(language):
         values.update(_kind_context(kind, user, context, language, site))
+        values.update(email_values(kind, context, language))
         values.update(extra_values or {})
         parts = {}
         for part in PARTS:
@@ -218,7 +228,7 @@ def render_push(*, kind: str, context: dict[str, Any], first_name: str = "",
             if "status" in context:
                 values["status_label"] = str(OrderStatus(context["status"]).label).lower()
             if "amount_cents" in context:
-                values["amount"] = _money(context["amount_cents"], context["currency"],
+                values["amount"] = money_format(context["amount_cents"], context["currency"],
                                           language)
             for part, target in (("heading", headings), ("content", contents)):
                 template = engine.get_template(push_template_name(kind, language, part))

@@ -5,10 +5,12 @@ from django.utils import timezone
 
 from audit.services import audit_log_record
 from payments.models import (
+    Dispute,
     JournalEntry,
     JournalLine,
     Payment,
     PaymentArchive,
+    Receipt,
     StripeEvent,
     Subscription,
     TaxRate,
@@ -17,6 +19,19 @@ from payments.services.events import stripe_event_replay
 
 PAYLOAD_PERMISSION = "payments.view_stripe_payload"
 REDACTED = "(encrypted; shown with the 'Can view Stripe event payloads' permission)"
+
+
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records written by the payment handlers, never changed or deleted here."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
 
 
 @admin.register(Payment)
@@ -188,7 +203,7 @@ class JournalLineInline(admin.TabularInline):
 
 
 @admin.register(JournalEntry)
-class JournalEntryAdmin(admin.ModelAdmin):
+class JournalEntryAdmin(ReadOnlyAdmin):
     """The journal, read-only: entries are posted by the payment handlers and the fee and
     dispute postings (payments.services.accounting), never edited or deleted; a correction
     is a new entry."""
@@ -201,29 +216,47 @@ class JournalEntryAdmin(admin.ModelAdmin):
                        "archived_at")
     inlines = (JournalLineInline,)
 
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
-
 
 @admin.register(PaymentArchive)
-class PaymentArchiveAdmin(admin.ModelAdmin):
+class PaymentArchiveAdmin(ReadOnlyAdmin):
     """Verified batches of manage.py archive_payments: keys, counts and SHA-256 only."""
 
     list_display = ("id", "first_payment_id", "last_payment_id", "payments_marked",
                     "storage_class", "cutoff", "created_at")
     readonly_fields = [f.name for f in PaymentArchive._meta.fields]
 
-    def has_add_permission(self, request) -> bool:
-        return False
 
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
+@admin.register(Receipt)
+class ReceiptAdmin(ReadOnlyAdmin):
+    list_display = ("label", "payment_id", "total_cents", "currency", "language", "status",
+                    "issued_at")
+    list_filter = ("status", "language")
+    search_fields = ("=number", "=payment__id")
+    exclude = ("order_title",)  # the client's own words: on the receipt, not in lists
 
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+
+class DisputeOpenFilter(admin.SimpleListFilter):
+    title = "state"
+    parameter_name = "state"
+
+    def lookups(self, request, model_admin):
+        return (("open", "Open"), ("closed", "Closed"))
+
+    def queryset(self, request, queryset):
+        if self.value() == "open":
+            return queryset.filter(closed_at__isnull=True)
+        if self.value() == "closed":
+            return queryset.filter(closed_at__isnull=False)
+        return queryset
+
+
+@admin.register(Dispute)
+class DisputeAdmin(ReadOnlyAdmin):
+    """Disputes by evidence due date, the soonest first (Stripe's status and dates)."""
+
+    list_display = ("id", "stripe_dispute_id", "payment_id", "status", "reason",
+                    "amount_cents", "currency", "evidence_due_by", "opened_at", "closed_at",
+                    "outcome")
+    list_filter = (DisputeOpenFilter, "status", "reason")
+    search_fields = ("=stripe_dispute_id", "=payment__id", "=payment__order__id")
+    ordering = ("evidence_due_by", "id")

@@ -28,6 +28,7 @@ from jobs.recovery import heartbeat_timeout_ms
 from jobs.redis import get_redis, key
 from jobs.stateful import Unfinished
 from notifications import esp
+from notifications.extensions import email_attachments
 from notifications.kinds import KINDS, EmailContentError
 from notifications.models import EmailLog, EmailStatus, SuppressionReason
 from notifications.rendering import render_email
@@ -89,6 +90,8 @@ def _build_message(log: EmailLog, address: str) -> EmailMultiAlternatives:
         to=[address], headers={**rendered.headers, "Message-ID": email_message_id(log)},
     )
     message.attach_alternative(rendered.html, "text/html")
+    for attachment in email_attachments(log.kind, log.context, log.language):
+        message.attach(attachment.filename, attachment.content, attachment.mimetype)
     # anymail's extras; Django's own backends ignore them.
     message.tags = [log.kind]
     message.metadata = {"email_log_id": str(log.pk)}

@@ -63,7 +63,7 @@ DROP FUNCTION payments_journal_balanced();
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('payments', '0002_tax_rates'),
+        ('payments', '0003_receipts_disputes'),
     ]
 
     operations = [

@@ -12,6 +12,11 @@ from payments.models.payment import Payment, PaymentStatus
 from payments.models.subscriptions import Subscription, SubscriptionStatus
 from payments.models.tax import PaymentTaxLine, TaxRate, TaxType
 
-__all__ = ["Account", "EntryKind", "EventSource", "EventStatus", "JournalEntry",
-           "JournalLine", "Payment", "PaymentArchive", "PaymentStatus", "PaymentTaxLine",
-           "StripeEvent", "Subscription", "SubscriptionStatus", "TaxRate", "TaxType"]
+from payments.models.receipts import Receipt, ReceiptCounter, ReceiptStatus  # isort: skip
+from payments.models.disputes import Dispute, DisputeOutcome, DisputeStatus  # isort: skip
+
+__all__ = ["Account", "Dispute", "DisputeOutcome", "DisputeStatus", "EntryKind",
+           "EventSource", "EventStatus", "JournalEntry", "JournalLine", "Payment",
+           "PaymentArchive", "PaymentStatus", "PaymentTaxLine", "Receipt", "ReceiptCounter",
+           "ReceiptStatus", "StripeEvent", "Subscription", "SubscriptionStatus", "TaxRate",
+           "TaxType"]

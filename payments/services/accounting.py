@@ -40,16 +40,9 @@ Posting rules (Dr = debit, Cr = credit; each entry unique on its source key):
   here: a bad-debt adjustment (ETA s. 231) is the accountant's decision. Stripe's dispute fee
   is not posted (it is not part of what the disputes app reports).
 
-Wiring the disputes app (payments.services.disputes; not importable from here yet)::
-
-    ON_DISPUTE_OPENED.append(lambda dispute: journal_dispute_opened(
-        payment=dispute.payment, amount_cents=dispute.amount_cents,
-        stripe_dispute_id=dispute.stripe_id))
-    ON_DISPUTE_CLOSED.append(lambda dispute: journal_dispute_closed(
-        payment=dispute.payment, amount_cents=dispute.amount_cents,
-        stripe_dispute_id=dispute.stripe_id, outcome=dispute.status))  # "won" / "lost"
-
-Only disputes that withdraw funds are posted: an inquiry (``warning_*``) moves no money.
+The disputes app's ``ON_DISPUTE_OPENED`` / ``ON_DISPUTE_CLOSED`` hooks post them
+(:func:`accounting_hooks_install`). Only disputes that withdraw funds are posted: an
+inquiry (``warning_*``) moves no money.
 Hooks run inside the transaction that changed the payment, holding its row lock; the entry
 is written in that transaction, so a state change and its entry commit together or not at
 all, and a replayed or concurrent event finds the source key taken and posts nothing.
@@ -345,9 +338,24 @@ def _on_refunded(payment: Payment, added_cents: int) -> None:
 
 def accounting_hooks_install() -> None:
     """Post entries from the payment state changes (PaymentsConfig.ready)."""
+    from payments.services.disputes import ON_DISPUTE_CLOSED, ON_DISPUTE_OPENED
     from payments.services.intents import ON_REFUNDED, ON_SUCCEEDED
 
-    if _on_succeeded not in ON_SUCCEEDED:
-        ON_SUCCEEDED.append(_on_succeeded)
-    if _on_refunded not in ON_REFUNDED:
-        ON_REFUNDED.append(_on_refunded)
+    for hooks, hook in ((ON_SUCCEEDED, _on_succeeded), (ON_REFUNDED, _on_refunded),
+                        (ON_DISPUTE_OPENED, _on_dispute_opened),
+                        (ON_DISPUTE_CLOSED, _on_dispute_closed)):
+        if hook not in hooks:
+            hooks.append(hook)
+
+
+def _on_dispute_opened(dispute) -> None:
+    if not dispute.status.startswith("warning_"):  # an inquiry withdraws nothing
+        journal_dispute_opened(payment=dispute.payment, amount_cents=dispute.amount_cents,
+                               stripe_dispute_id=dispute.stripe_dispute_id)
+
+
+def _on_dispute_closed(dispute) -> None:
+    if dispute.outcome in ("won", "lost"):
+        journal_dispute_closed(payment=dispute.payment, amount_cents=dispute.amount_cents,
+                               stripe_dispute_id=dispute.stripe_dispute_id,
+                               outcome=dispute.outcome)

@@ -24,7 +24,8 @@ def handles(*event_types: str) -> Callable[[Handler], Handler]:
 
 
 #: The modules whose handlers register themselves with :func:`handles`.
-HANDLER_MODULES = ("payments.services.intents", "payments.services.subscriptions")
+HANDLER_MODULES = ("payments.services.intents", "payments.services.disputes",
+                   "payments.services.subscriptions")
 
 
 def _load() -> None:

@@ -182,15 +182,15 @@ def charge_refunded(event: dict[str, Any], row: Any) -> None:
 
 
 def payment_confirmations_send(payment: Payment) -> None:
-    """The payer's payment-confirmation email and push (ids and amounts only)."""
+    """The payer's payment-confirmation push (ids and amounts only). The confirmation
+    email goes once the receipt's PDF is stored, with it attached
+    (``payments.services.receipts.receipt_deliver``)."""
     from notifications.services.push import send_push
-    from notifications.services.sending import send_email
 
     order = payment.order
     context = {"order_id": order.pk, "order_title": order.title,
                "amount_cents": payment.amount_cents, "currency": payment.currency}
     with transaction.atomic(savepoint=False):
-        send_email(kind="payment_confirmation", user_id=payment.payer_id, context=context)
         send_push(kind="payment_confirmation", user_id=payment.payer_id, context=context)
 
 
