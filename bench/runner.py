@@ -742,7 +742,8 @@ class CpuMeter:
     """CPU seconds by process kind over one workload: ``workers`` (the worker groups'
     process trees), ``web`` (gunicorn's), ``bench`` (this process: the enqueuer or HTTP
     client, and its polling), ``postgres`` (:class:`PostgresBackendsCpu`) and ``redis``
-    (the server). Worker groups are measured from when they are added."""
+    (the server); ``workers <group>`` splits ``workers`` by group. Worker groups are
+    measured from when they are added."""
 
     SAMPLE_EVERY_S = 0.5
 
@@ -768,7 +769,10 @@ class CpuMeter:
         self.postgres.sample()
         used: dict[str, float] = {"workers": 0.0}
         for kind, pid, start in self.trees:
-            used[kind] = used.get(kind, 0.0) + process_tree_cpu_s(pid) - start
+            seconds = process_tree_cpu_s(pid) - start
+            used[kind] = used.get(kind, 0.0) + seconds
+            if kind.startswith("workers "):
+                used["workers"] += seconds
         used.update(bench=_cpu_s(self.own) - self.own_start, postgres=self.postgres.seconds(),
                     redis=redis_cpu_s() - self.redis_start)
         return used
@@ -816,15 +820,16 @@ def run_workload(workload: Workload, count: int, config: BenchConfig, *,
         requests_before = config.onesignal.stats() if config.onesignal else None
         meter = CpuMeter(config.web)
         for extra in config.extra_workers:
-            meter.add("workers", extra)
+            meter.add(f"workers {extra.name}", extra)
         if workers is not None:
-            meter.add("workers", workers)
+            meter.add(f"workers {workers.name}", workers)
         started = time.time()
         workload.enqueue(state)
         enqueued = time.time()
         if own_workers:
             workers = start_workers(workload.worker, config)
-            meter.add("workers", workers)  # from ready: its start-up is not the workload's
+            # From ready: its start-up is not the workload's.
+            meter.add(f"workers {workers.name}", workers)
         deadline = time.monotonic() + config.timeout_s
         while workload.progress(state) < count and time.monotonic() < deadline:
             for proc in (workers, config.web, *config.extra_workers):
