@@ -10,7 +10,7 @@ from django.test.utils import override_settings
 from bench.runner import WORKLOADS, BenchConfig, machine, run
 from jobs.management.commands.runworkergroup import DEFAULT_THREADS
 
-DEFAULT_COUNTS = {"email": 20_000, "push": 20_000, "broadcast": 200_000, "payments": 20_000,
+DEFAULT_COUNTS = {"email": 20_000, "push": 20_000, "broadcast": 200_000, "payments": 10_000,
                   "noop": 30_000, "bare": 30_000}
 QUICK_COUNTS = {"email": 1_500, "push": 1_500, "broadcast": 10_000, "payments": 600,
                 "noop": 4_000, "bare": 4_000}
