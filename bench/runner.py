@@ -707,13 +707,15 @@ def process_tree_cpu_s(pid: int) -> float:
 class PostgresBackendsCpu:
     """CPU seconds of the PostgreSQL backends of this database (but this connection's own:
     the benchmark's polling), sampled, since they come and go; a backend's time between
-    its last sample and its exit is lost."""
+    its last sample and its exit is lost. Backends are told apart by pid and start time:
+    a busy machine reuses pids within minutes."""
 
     SQL = ("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
            "AND pid <> pg_backend_pid()")
 
     def __init__(self) -> None:
-        self.backends: dict[int, tuple[float, float]] = {}  # pid → (at start, last seen)
+        # (pid, started) → (CPU at the first sample, at the last)
+        self.backends: dict[tuple[int, float], tuple[float, float]] = {}
         self.sample(first=True)
 
     def sample(self, first: bool = False) -> None:
@@ -722,11 +724,12 @@ class PostgresBackendsCpu:
             pids = [row[0] for row in cursor.fetchall()]
         for pid in pids:
             try:
-                used = _cpu_s(psutil.Process(pid))
+                proc = psutil.Process(pid)
+                key, used = (pid, proc.create_time()), _cpu_s(proc)
             except psutil.Error:
                 continue
-            start = self.backends.get(pid, (used if first else 0.0, 0.0))[0]
-            self.backends[pid] = (start, used)
+            start = self.backends.get(key, (used if first else 0.0, 0.0))[0]
+            self.backends[key] = (start, used)
 
     def seconds(self) -> float:
         return sum(last - start for start, last in self.backends.values())
