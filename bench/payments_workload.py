@@ -7,7 +7,7 @@ event per order, shaped as Stripe sends it (ids, amounts, metadata, ``latest_cha
 payment method options: about 2.5 KB). Delivered: each event posted to
 ``/webhooks/stripe/`` of a gunicorn started as the Procfile starts it (gthread workers, so
 the client's connections are kept alive), signed at send time with the run's webhook
-secret by the library's ``generate_signature_header``, from :data:`CLIENT_CONNECTIONS`
+secret (``payments.stripe_api.signature_header``: the library's), from :data:`CLIENT_CONNECTIONS`
 keep-alive connections of this process. Processed: by the ``high`` worker group
 (``stripe_event_process`` on the ``payments`` queue, the confirmation email on ``emails``)
 and the ``push`` group (the confirmation push, to the OneSignal stand-in).
@@ -143,15 +143,14 @@ class WebhookClient:
             thread.join()
 
     def _post(self, work) -> None:
-        import stripe
+        from payments.stripe_api import signature_header
 
         conn = http.client.HTTPConnection(self.host, self.port, timeout=60)
         latencies, statuses = [], Counter()
         first, last = math.inf, 0.0
         try:
             for body in work:
-                header = stripe.WebhookSignature.generate_signature_header(
-                    body.decode(), self.secret)
+                header = signature_header(body.decode(), secret=self.secret)
                 sent = time.time()
                 try:
                     conn.request("POST", WEBHOOK_PATH, body=body, headers={

@@ -30,7 +30,9 @@ class Command(BaseCommand):
         "services, wait for completion and print throughput, success rate, wait and run "
         "time percentiles and peak worker memory. Workloads: "
         + "; ".join(f"{w.name} ({w.description})" for w in WORKLOADS.values())
-        + ". Uses the configured PostgreSQL, Redis and DRAMATIQ_NAMESPACE: not production's."
+        + ". Uses the configured PostgreSQL, Redis and DRAMATIQ_NAMESPACE: not production's. "
+        "Payment records are never deleted: the payments workload's payments stay there, "
+        "with their orders and payers."
     )
 
     def add_arguments(self, parser):
