@@ -10,10 +10,13 @@ minute over that time, success rate, wait (enqueue → start) and run time perce
 and the peak resident memory of the worker process tree while the workload ran.
 """
 
+import contextlib
+import http.client
 import math
 import os
 import platform
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -36,6 +39,7 @@ from dramatiq import Message
 from dramatiq.encoder import JSONEncoder
 
 from bench import bare
+from bench import payments_workload as payments
 from bench.timings import timings_key
 from jobs.ratelimit import rate_limit_reset
 from jobs.redis import get_redis
@@ -71,6 +75,8 @@ class Result:
     seed_target_per_min: int | None
     worker: str
     outcomes: dict[str, int] = field(default_factory=dict)  # status → jobs, where known
+    cpu_s: dict[str, float] = field(default_factory=dict)  # process kind → CPU seconds
+    extra: dict[str, Any] = field(default_factory=dict)  # a workload's own figures
 
     @property
     def jobs_per_min(self) -> float:
@@ -95,6 +101,11 @@ class Result:
             "wait_ms": pcts(self.wait_ms), "run_ms": pcts(self.run_ms),
             "peak_worker_rss_mb": round(self.peak_rss_mb, 1),
             "outcomes": self.outcomes,
+            "cpu_s": {kind: round(s, 3) for kind, s in self.cpu_s.items()},
+            # CPU milliseconds per job = CPU seconds per 1,000 jobs.
+            "cpu_ms_per_job": {kind: round(s / self.jobs * 1000, 3) if self.jobs else None
+                               for kind, s in self.cpu_s.items()},
+            **self.extra,
         }
 
 
@@ -143,14 +154,17 @@ class WorkerProcesses:
     def log_tail(self, lines: int = 30) -> str:
         return "\n".join(Path(self.log.name).read_text(errors="replace").splitlines()[-lines:])
 
-    def wait_ready(self, redis_client, namespace: str, processes: int, since_ms: int) -> None:
-        """Wait until ``processes`` worker processes have polled the broker."""
+    def wait_ready(self, redis_client, namespace: str, processes: int, since_ms: int,
+                   others: set[bytes] = frozenset()) -> None:
+        """Wait until ``processes`` worker processes have polled the broker (``others``:
+        the heartbeats of workers already running in the namespace, not counted)."""
         deadline = time.monotonic() + READY_TIMEOUT_S
         key = f"{namespace}:__heartbeats__"
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(f"{self.name} worker exited:\n{self.log_tail()}")
-            if redis_client.zcount(key, since_ms, "+inf") >= processes:
+            beats = redis_client.zrangebyscore(key, since_ms, "+inf")
+            if len(set(beats) - others) >= processes:
                 return
             time.sleep(0.1)
         raise RuntimeError(f"{self.name} worker not ready in {READY_TIMEOUT_S} s:\n"
@@ -206,6 +220,12 @@ class Workload:
     # → (succeeded, wait ms list, run ms list, first start, last end) (unix times)
     collect: Callable[[Any], tuple[int, list[float], list[float], float, float]]
     cleanup: Callable[[Any], None]
+    # Worker groups started beside ``worker`` for this workload (its side effects' queues).
+    extra_workers: tuple[str, ...] = ()
+    # A gunicorn serving the project (config.wsgi), for workloads that arrive over HTTP:
+    # the state gets it as ``state["web"]``.
+    web: bool = False
+    poll_s: float = POLL_S
 
 
 def _email_prepare(count: int, run_id: str) -> dict[str, Any]:
@@ -339,10 +359,11 @@ PUSH_ZONES = ("America/Vancouver", "America/Toronto", "America/Halifax")
 _PUSH_FINAL_EXCLUDE = ("queued", "sending")
 
 
-def _push_users(count: int, run_id: str) -> list[int]:
-    """``count`` bench users, each with one active device and push preferences that let
-    every kind through at any hour (promotional consent, no quiet hours): the workloads
-    measure sending, not the clock of the day they run."""
+def _push_users(count: int, run_id: str, *, prefix: str = "bench-push") -> list[int]:
+    """``count`` bench users (``<prefix>-<run id>-<n>@bench.jobsite.invalid``), each with
+    one active device and push preferences that let every kind through at any hour
+    (promotional consent, no quiet hours): the workloads measure sending, not the clock of
+    the day they run."""
     import datetime
 
     from jobs.encryption import payload_fernet
@@ -350,7 +371,7 @@ def _push_users(count: int, run_id: str) -> list[int]:
     from notifications.models import Device, Platform, PushPreference
     from notifications.services.devices import subscription_id_hash
 
-    prefix = f"bench-push-{run_id}-"
+    prefix = f"{prefix}-{run_id}-"
     User.objects.bulk_create(
         [User(email=f"{prefix}{i}@bench.jobsite.invalid", first_name=f"Bench{i}",
               last_name="Push", preferred_language="en" if i % 2 == 0 else "fr",
@@ -376,27 +397,34 @@ def _push_users(count: int, run_id: str) -> list[int]:
     return ids
 
 
+def _push_rows_delete(user_ids: list[int]) -> None:
+    """Delete everything push made for ``user_ids`` (rows, in-app twins, devices,
+    preferences, rate-limit counters), in set-based SQL."""
+    from notifications.models import Device, Notification, PushLog, PushPreference
+    from notifications.services.push import PUSH_RATE_LIMIT
+
+    with connection.cursor() as cursor:
+        for model in (PushLog, Notification, Device, PushPreference):
+            cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE user_id = ANY(%s)",
+                           [user_ids])
+    rate_limit_reset(PUSH_RATE_LIMIT, *user_ids)
+
+
 def _push_users_delete(run_id: str) -> None:
     """Delete the run's users and everything push made for them, in set-based SQL (the ORM
     would load every row of a 200,000-user broadcast to cascade it)."""
     from marketplace.models import User
-    from notifications.models import Device, Notification, PushLog, PushPreference
-    from notifications.services.push import PUSH_RATE_LIMIT
 
-    users = f"SELECT id FROM {User._meta.db_table} WHERE email LIKE %s"
     pattern = f"bench-push-{run_id}-%"
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT id FROM {User._meta.db_table} WHERE email LIKE %s", [pattern])
         ids = [row[0] for row in cursor.fetchall()]
-        for model in (PushLog, Notification, Device, PushPreference):
-            cursor.execute(f"DELETE FROM {model._meta.db_table} WHERE user_id IN ({users})",
-                           [pattern])
+    _push_rows_delete(ids)
     try:  # nothing else refers to bench users; if something does, the ORM cascades it
         with transaction.atomic(), connection.cursor() as cursor:
             cursor.execute(f"DELETE FROM {User._meta.db_table} WHERE email LIKE %s", [pattern])
     except IntegrityError:
         User.objects.filter(email__startswith=f"bench-push-{run_id}-").delete()
-    rate_limit_reset(PUSH_RATE_LIMIT, *ids)
 
 
 def _push_prepare(count: int, run_id: str) -> dict[str, Any]:
@@ -523,6 +551,13 @@ WORKLOADS: dict[str, Workload] = {
                           "PUSH_BATCH_SIZE per OneSignal request (jobs = recipients)",
                           _broadcast_prepare, _broadcast_enqueue, _broadcast_progress,
                           _broadcast_collect, _broadcast_cleanup),
+    "payments": Workload("payments", "high", 100,
+                         "signed payment_intent.succeeded webhooks posted to gunicorn → "
+                         "stripe_event_process → payment succeeded, confirmation email "
+                         "(anymail test) and push (OneSignal stand-in)",
+                         payments.prepare, payments.enqueue, payments.progress,
+                         payments.collect, payments.cleanup, extra_workers=("push",),
+                         web=True, poll_s=payments.POLL_S),
     "noop": Workload("noop", "high", None, "no-op actor through the Jobsite middleware stack",
                      _noop_prepare, _jobsite_noop_enqueue, _noop_progress, _noop_collect,
                      _noop_cleanup),
@@ -578,6 +613,172 @@ class BenchConfig:
     timeout_s: float
     mode: str = "live"  # "live" or "backlog" (see run_workload)
     onesignal: OneSignalStandin | None = None  # set by run() for push workloads
+    # Set by workload_services() while a workload that needs them runs.
+    web: "WebServer | None" = None
+    extra_workers: list[WorkerProcesses] = field(default_factory=list)
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+class WebServer(WorkerProcesses):
+    """``gunicorn config.wsgi`` on a loopback port, as the Procfile runs it (its access
+    log through the scrubbing logger), with ``processes`` workers of ``threads`` threads:
+    gunicorn's gthread worker, which keeps connections alive (its sync worker closes
+    each one). Its ``STRIPE_WEBHOOK_SECRET`` is a fresh one, :attr:`webhook_secret`."""
+
+    def __init__(self, processes: int, threads: int, env: dict[str, str]) -> None:
+        self.port = _free_port()
+        self.webhook_secret = payments.webhook_secret()
+        super().__init__("web", [
+            sys.executable, "-m", "gunicorn", "config.wsgi",
+            "--bind", f"127.0.0.1:{self.port}", "--workers", str(processes),
+            "--threads", str(threads), "--access-logfile", "-",
+            "--logger-class", "config.access_log.ScrubbingLogger",
+        ], {**env, "STRIPE_WEBHOOK_SECRET": self.webhook_secret})
+        try:
+            self._wait_up()
+        except Exception:
+            self.stop()
+            raise
+
+    def _wait_up(self) -> None:
+        deadline = time.monotonic() + READY_TIMEOUT_S
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"gunicorn exited:\n{self.log_tail()}")
+            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=5)
+            try:
+                conn.request("GET", "/health/live")
+                if conn.getresponse().status == 200:
+                    return
+            except OSError:
+                pass
+            finally:
+                conn.close()
+            time.sleep(0.2)
+        raise RuntimeError(f"gunicorn not up in {READY_TIMEOUT_S} s:\n{self.log_tail()}")
+
+
+@contextlib.contextmanager
+def workload_services(workload: Workload, config: BenchConfig):
+    """Run what ``workload`` needs beside its worker group (its extra worker groups, the
+    web server) while the block runs; on ``config``."""
+    try:
+        for kind in workload.extra_workers:
+            config.extra_workers.append(start_workers(kind, config))
+        if workload.web:
+            env = worker_env(**(config.onesignal.worker_env() if config.onesignal else {}))
+            config.web = WebServer(config.processes, payments.WEB_THREADS, env)
+        yield
+    finally:
+        if config.web is not None:
+            config.web.stop()
+            config.web = None
+        for workers in config.extra_workers:
+            workers.stop()
+        config.extra_workers = []
+
+
+def _cpu_s(proc: psutil.Process) -> float:
+    times = proc.cpu_times()
+    return times.user + times.system
+
+
+def process_tree_cpu_s(pid: int) -> float:
+    """CPU seconds used so far by the live processes of ``pid``'s tree."""
+    try:
+        root = psutil.Process(pid)
+        procs = [root, *root.children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return 0.0
+    total = 0.0
+    for proc in procs:
+        try:
+            total += _cpu_s(proc)
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+class PostgresBackendsCpu:
+    """CPU seconds of the PostgreSQL backends of this database (but this connection's own:
+    the benchmark's polling), sampled, since they come and go; a backend's time between
+    its last sample and its exit is lost. Backends are told apart by pid and start time:
+    a busy machine reuses pids within minutes."""
+
+    SQL = ("SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+           "AND pid <> pg_backend_pid()")
+
+    def __init__(self) -> None:
+        # (pid, started) → (CPU at the first sample, at the last)
+        self.backends: dict[tuple[int, float], tuple[float, float]] = {}
+        self.sample(first=True)
+
+    def sample(self, first: bool = False) -> None:
+        with connection.cursor() as cursor:
+            cursor.execute(self.SQL)
+            pids = [row[0] for row in cursor.fetchall()]
+        for pid in pids:
+            try:
+                proc = psutil.Process(pid)
+                key, used = (pid, proc.create_time()), _cpu_s(proc)
+            except psutil.Error:
+                continue
+            start = self.backends.get(key, (used if first else 0.0, 0.0))[0]
+            self.backends[key] = (start, used)
+
+    def seconds(self) -> float:
+        return sum(last - start for start, last in self.backends.values())
+
+
+def redis_cpu_s() -> float:
+    """CPU seconds of the Redis server (all of it: its other users count too)."""
+    info = get_redis().info("cpu")
+    return float(info["used_cpu_user"]) + float(info["used_cpu_sys"])
+
+
+class CpuMeter:
+    """CPU seconds by process kind over one workload: ``workers`` (the worker groups'
+    process trees), ``web`` (gunicorn's), ``bench`` (this process: the enqueuer or HTTP
+    client, and its polling), ``postgres`` (:class:`PostgresBackendsCpu`) and ``redis``
+    (the server); ``workers <group>`` splits ``workers`` by group. Worker groups are
+    measured from when they are added."""
+
+    SAMPLE_EVERY_S = 0.5
+
+    def __init__(self, web: WorkerProcesses | None = None) -> None:
+        self.trees: list[tuple[str, int, float]] = []  # kind, pid, CPU at start
+        if web is not None:
+            self.add("web", web)
+        self.own = psutil.Process()
+        self.own_start = _cpu_s(self.own)
+        self.redis_start = redis_cpu_s()
+        self.postgres = PostgresBackendsCpu()
+        self.sampled = time.monotonic()
+
+    def add(self, kind: str, workers: WorkerProcesses) -> None:
+        self.trees.append((kind, workers.process.pid, process_tree_cpu_s(workers.process.pid)))
+
+    def sample(self) -> None:
+        if time.monotonic() - self.sampled >= self.SAMPLE_EVERY_S:
+            self.postgres.sample()
+            self.sampled = time.monotonic()
+
+    def result(self) -> dict[str, float]:
+        self.postgres.sample()
+        used: dict[str, float] = {"workers": 0.0}
+        for kind, pid, start in self.trees:
+            seconds = process_tree_cpu_s(pid) - start
+            used[kind] = used.get(kind, 0.0) + seconds
+            if kind.startswith("workers "):
+                used["workers"] += seconds
+        used.update(bench=_cpu_s(self.own) - self.own_start, postgres=self.postgres.seconds(),
+                    redis=redis_cpu_s() - self.redis_start)
+        return used
 
 
 def start_workers(kind: str, config: BenchConfig) -> WorkerProcesses:
@@ -594,9 +795,11 @@ def start_workers(kind: str, config: BenchConfig) -> WorkerProcesses:
         command = [sys.executable, "manage.py", "runworkergroup", kind,
                    "--processes", procs, "--threads", threads]
         env = worker_env(**(config.onesignal.worker_env() if config.onesignal else {}))
+    # Another group may run in the namespace already (a workload's extra workers).
+    others = set(get_redis().zrange(f"{namespace}:__heartbeats__", 0, -1))
     workers = WorkerProcesses(kind, command, env)
     try:
-        workers.wait_ready(get_redis(), namespace, config.processes, since_ms)
+        workers.wait_ready(get_redis(), namespace, config.processes, since_ms, others)
     except Exception:
         workers.stop()
         raise
@@ -611,24 +814,37 @@ def run_workload(workload: Workload, count: int, config: BenchConfig, *,
     the first job's start to the last completion (the workers' own throughput)."""
     run_id = uuid.uuid4().hex[:12]
     state = workload.prepare(count, run_id)
+    if workload.web:
+        state["web"] = config.web
     own_workers = workers is None
     try:
         if workers is not None:
             workers.reset_peak()
         requests_before = config.onesignal.stats() if config.onesignal else None
+        meter = CpuMeter(config.web)
+        for extra in config.extra_workers:
+            meter.add(f"workers {extra.name}", extra)
+        if workers is not None:
+            meter.add(f"workers {workers.name}", workers)
         started = time.time()
         workload.enqueue(state)
         enqueued = time.time()
         if own_workers:
             workers = start_workers(workload.worker, config)
+            # From ready: its start-up is not the workload's.
+            meter.add(f"workers {workers.name}", workers)
         deadline = time.monotonic() + config.timeout_s
         while workload.progress(state) < count and time.monotonic() < deadline:
-            if workers.process.poll() is not None:
-                raise RuntimeError(f"{workers.name} worker exited:\n{workers.log_tail()}")
-            time.sleep(POLL_S)
+            for proc in (workers, config.web, *config.extra_workers):
+                if proc is not None and proc.process.poll() is not None:
+                    raise RuntimeError(f"{proc.name} exited:\n{proc.log_tail()}")
+            meter.sample()
+            time.sleep(workload.poll_s)
+        cpu_s = meter.result()
         completed = workload.progress(state)
         succeeded, waits, runs, first_start, last_end = workload.collect(state)
-        if requests_before is not None and workload.worker == "push":
+        if requests_before is not None and "push" in (workload.worker,
+                                                      *workload.extra_workers):
             after = config.onesignal.stats()
             state.setdefault("outcomes", {}).update({
                 f"(onesignal {name})": after[name] - requests_before[name]
@@ -638,7 +854,8 @@ def run_workload(workload: Workload, count: int, config: BenchConfig, *,
         return Result(workload.name, count, completed, succeeded, max(end - begin, 1e-6),
                       enqueued - started, waits, runs, workers.peak_rss / 2**20,
                       workload.seed_target_per_min, workers.name,
-                      outcomes=state.get("outcomes", {}))
+                      outcomes=state.get("outcomes", {}), cpu_s=cpu_s,
+                      extra=state.get("extra", {}))
     finally:
         if own_workers and workers is not None:
             workers.stop()
@@ -647,7 +864,8 @@ def run_workload(workload: Workload, count: int, config: BenchConfig, *,
 
 def run(config: BenchConfig, progress: Callable[[str], None] = lambda _: None) -> list[Result]:
     """Run the configured workloads; results in the order asked for."""
-    if any(WORKLOADS[name].worker == "push" for name in config.workloads):
+    if any("push" in (WORKLOADS[name].worker, *WORKLOADS[name].extra_workers)
+           for name in config.workloads):
         config.onesignal = OneSignalStandin()
         try:
             return _run(config, progress)
@@ -663,7 +881,8 @@ def _run(config: BenchConfig, progress: Callable[[str], None]) -> list[Result]:
         for name in config.workloads:
             progress(f"{name}: enqueueing {config.counts[name]} jobs, then starting workers "
                      f"({config.processes} processes × {config.threads} threads)")
-            results[name] = run_workload(WORKLOADS[name], config.counts[name], config)
+            with workload_services(WORKLOADS[name], config):
+                results[name] = run_workload(WORKLOADS[name], config.counts[name], config)
         return [results[name] for name in config.workloads]
     for worker_kind in dict.fromkeys(WORKLOADS[name].worker for name in config.workloads):
         names = [n for n in config.workloads if WORKLOADS[n].worker == worker_kind]
@@ -673,12 +892,14 @@ def _run(config: BenchConfig, progress: Callable[[str], None]) -> list[Result]:
         try:
             for name in names:
                 workload = WORKLOADS[name]
-                # Warm the workers (connections, template caches) outside the measurement.
-                run_workload(workload, min(WARMUP_JOBS, config.counts[name]), config,
-                             workers=workers)
-                progress(f"running {name}: {config.counts[name]} jobs")
-                results[name] = run_workload(workload, config.counts[name], config,
-                                             workers=workers)
+                with workload_services(workload, config):
+                    # Warm the workers (connections, template caches) outside the
+                    # measurement.
+                    run_workload(workload, min(WARMUP_JOBS, config.counts[name]), config,
+                                 workers=workers)
+                    progress(f"running {name}: {config.counts[name]} jobs")
+                    results[name] = run_workload(workload, config.counts[name], config,
+                                                 workers=workers)
         finally:
             workers.stop()
     return [results[name] for name in config.workloads]

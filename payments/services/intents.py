@@ -61,19 +61,25 @@ def payment_for_intent(intent: dict[str, Any]) -> Payment:
         order_id, payer_id = int(metadata["order_id"]), int(metadata["payer_id"])
     except (KeyError, TypeError, ValueError):
         raise UnknownPayment(intent_id) from None
+    fields = Payment._meta.concrete_fields
     with connection.cursor() as cursor:
-        # Two events of one intent arriving together: one insert wins, both then lock it.
+        # Two events of one intent arriving together: one insert wins and holds the new row
+        # (no other transaction sees it before commit), the other then locks it.
         cursor.execute(
             f"INSERT INTO {Payment._meta.db_table} (order_id, payer_id, "
             "stripe_payment_intent_id, status, amount_cents, tax_cents, refunded_cents, "
             "fee_cents, currency, stripe_charge_id, is_disputed, billing_details, created_at, "
             "updated_at) SELECT o.id, %s, %s, 'pending', %s, o.tax_cents, 0, 0, %s, '', "
             "false, '', %s, now() FROM marketplace_order o WHERE o.id = %s "
-            "ON CONFLICT (stripe_payment_intent_id) DO NOTHING",
+            "ON CONFLICT (stripe_payment_intent_id) DO NOTHING RETURNING "
+            + ", ".join(field.column for field in fields),
             [payer_id, intent_id, int(intent.get("amount") or 0),
              str(intent.get("currency") or "cad").upper()[:3],
              datetime.fromtimestamp(int(intent.get("created") or 0) or
                                     int(timezone.now().timestamp()), UTC), order_id])
+        row = cursor.fetchone()
+    if row is not None:
+        return Payment.from_db(connection.alias, [field.attname for field in fields], row)
     payment = Payment.objects.select_for_update().filter(
         stripe_payment_intent_id=intent_id).first()
     if payment is None:

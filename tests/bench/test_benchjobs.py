@@ -18,6 +18,7 @@ from django.conf import settings
 from bench.runner import database_url
 from marketplace.models import User
 from notifications.models import Device, EmailLog, Notification, PushCampaign, PushLog
+from payments.models import Payment, StripeEvent
 
 
 def benchjobs(*args: str, **extra_env: str) -> subprocess.CompletedProcess:
@@ -33,7 +34,8 @@ def benchjobs(*args: str, **extra_env: str) -> subprocess.CompletedProcess:
 @pytest.mark.parametrize("mode", ["live", "backlog"])
 def test_benchjobs_quick_json_runs_every_workload_to_completion(broker, mode):
     # Batches of 10: the 30-user broadcast needs exactly 3 OneSignal requests.
-    done = benchjobs("--quick", "--json", "--email-count", "24", "--push-count", "20",
+    done = benchjobs("--quick", "--json", "--workloads", "email,push,broadcast,noop,bare",
+                     "--email-count", "24", "--push-count", "20",
                      "--broadcast-count", "30", "--noop-count", "30",
                      "--processes", "1", "--threads", "4", "--mode", mode,
                      PUSH_BATCH_SIZE="10")
@@ -76,6 +78,46 @@ def test_benchjobs_quick_json_runs_every_workload_to_completion(broker, mode):
     assert EmailLog.objects.count() == 0
     assert (PushLog.objects.count(), Device.objects.count(), PushCampaign.objects.count(),
             Notification.objects.count()) == (0, 0, 0, 0)
+    assert broker.client.keys(f"{settings.DRAMATIQ_NAMESPACE}:bench:*") == []
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("mode", ["live", "backlog"])
+def test_benchjobs_payments_posts_signed_webhooks_to_gunicorn_until_all_are_processed(
+        broker, mode):
+    done = benchjobs("--json", "--workloads", "payments,noop,bare", "--payments-count", "12",
+                     "--noop-count", "20", "--processes", "1", "--threads", "4",
+                     "--mode", mode, "--timeout", "60")
+
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    results = {r["workload"]: r for r in report["results"]}
+    assert list(results) == ["payments", "noop", "bare"]
+    payments = results["payments"]
+    assert payments["completed"] == payments["succeeded"] == payments["jobs"] == 12
+    assert (payments["worker"], payments["seed_target_per_min"]) == ("high", 100)
+    # Every event processed, its payment succeeded, its email and push sent.
+    assert payments["outcomes"] == {
+        "event processed": 12, "payment succeeded": 12, "email sent": 12, "push sent": 12,
+        "(onesignal requests)": 12, "(onesignal recipients)": 12, "(onesignal rejected)": 0}
+    webhook = payments["webhook"]
+    assert (webhook["requests"], webhook["statuses"]) == (12, {"200": 12})
+    assert webhook["per_min"] > 0 and webhook["latency_ms"]["p50"] > 0
+    assert all(value is not None for value in payments["wait_ms"].values())
+    # CPU by process kind; the web server and both worker groups did work.
+    assert {"workers", "workers high", "workers push", "web", "bench", "postgres",
+            "redis"} == set(payments["cpu_ms_per_job"])
+    assert all(payments["cpu_s"][kind] > 0 for kind in ("workers high", "workers push",
+                                                        "web"))
+    assert set(results["bare"]["cpu_ms_per_job"]) == {"workers", "workers bare", "bench",
+                                                      "postgres", "redis"}
+    assert report["jobsite_vs_bare"] > 0
+    # Payment records are never deleted: the run's stay (the warm-up's too, in live
+    # mode), succeeded; its events, emails, pushes and devices are gone.
+    kept = 24 if mode == "live" else 12
+    assert Payment.objects.filter(status="succeeded").count() == Payment.objects.count() == kept
+    assert (StripeEvent.objects.count(), EmailLog.objects.count(), PushLog.objects.count(),
+            Device.objects.count(), Notification.objects.count()) == (0, 0, 0, 0, 0)
     assert broker.client.keys(f"{settings.DRAMATIQ_NAMESPACE}:bench:*") == []
 
 
