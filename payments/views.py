@@ -2,12 +2,15 @@
 
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import get_object_or_404
-from django.views.decorators.http import require_POST
+from django.views.decorators.http import require_GET, require_POST
 
 from jobs.http import bad_request, rate_limited
+from jobs.storage import ObjectMissing, object_store
 from marketplace.models import Order
+from payments.models import Receipt
+from payments.services.receipts import RECEIPT_STORE
 from payments.services.checkout import payment_start
 from payments.stripe_api import StripeRefused, StripeUnavailable
 
@@ -35,3 +38,25 @@ def order_payment_start(request: HttpRequest, order_id: int) -> JsonResponse:
                          "amount_cents": payment.amount_cents,
                          "tax_cents": payment.tax_cents, "currency": payment.currency},
                         status=201)
+
+
+@login_required
+@require_GET
+def order_receipt(request: HttpRequest, order_id: int) -> HttpResponse:
+    """GET: the PDF receipt of the order's payment (the link in the confirmation email),
+    for the order's client or staff; 404 until it is stored."""
+    order = get_object_or_404(Order, pk=order_id)
+    if order.client_id != request.user.pk and not request.user.is_staff:
+        raise Http404("No receipt here.")  # not 403: an order's existence is not told
+    receipt = (Receipt.objects.filter(payment__order=order).exclude(pdf_key="")
+               .order_by("-number").first())
+    if receipt is None:
+        raise Http404("The receipt is not ready yet.")
+    try:
+        content = object_store(RECEIPT_STORE).get(receipt.pdf_key)
+    except ObjectMissing:
+        raise Http404("The receipt is not ready yet.") from None
+    response = HttpResponse(content, content_type="application/pdf")
+    response["Content-Disposition"] = f'inline; filename="{receipt.label}.pdf"'
+    response["Cache-Control"] = "private, no-store"
+    return response

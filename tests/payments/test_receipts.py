@@ -240,3 +240,24 @@ def test_a_receipt_row_cannot_be_deleted():
             transaction.atomic():
         Receipt.objects.filter(pk=receipt.pk).delete()
     assert Receipt.objects.filter(pk=receipt.pk).exists()
+
+
+def test_the_emails_receipt_link_serves_the_pdf_to_the_payer_only(s3):
+    from django.urls import reverse
+
+    payment = pending_payment("pi_1")
+    url = reverse("order-receipt", args=[payment.order_id])
+    payer, stranger = Client(), Client()
+    payer.force_login(payment.payer)
+    stranger.force_login(make_user("other@example.test"))
+    assert payer.get(url).status_code == 404  # not paid yet
+
+    stripe_event_process(event_id=succeed(payment).pk)
+    receipt_deliver(receipt_id=Receipt.objects.get().pk)
+
+    response = payer.get(url)
+    assert response.status_code == 200 and response["Content-Type"] == "application/pdf"
+    assert response["Content-Disposition"] == 'inline; filename="R-000001.pdf"'
+    assert "R-000001" in pdf_text(response.content)
+    assert stranger.get(url).status_code == 404
+    assert Client().get(url).status_code == 302  # to the login page
