@@ -10,8 +10,8 @@ from jobs.http import bad_request, rate_limited
 from jobs.storage import ObjectMissing, object_store
 from marketplace.models import Order
 from payments.models import Receipt
-from payments.services.receipts import RECEIPT_STORE
 from payments.services.checkout import payment_start
+from payments.services.receipts import RECEIPT_STORE
 from payments.stripe_api import StripeRefused, StripeUnavailable
 
 
