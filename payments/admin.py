@@ -35,24 +35,14 @@ class ReadOnlyAdmin(admin.ModelAdmin):
 
 
 @admin.register(Payment)
-class PaymentAdmin(admin.ModelAdmin):
+class PaymentAdmin(ReadOnlyAdmin):
     """Read-only: payments are written by the Stripe handlers and never deleted here."""
 
     list_display = ("id", "order_id", "status", "amount_cents", "tax_cents", "currency",
                     "created_at")
     list_filter = ("status",)
     search_fields = ("=id", "=stripe_payment_intent_id")
-
     exclude = ("billing_details",)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def get_readonly_fields(self, request, obj=None):
         # Personal data (billing name, email, address): decrypted only for those allowed.
@@ -71,7 +61,7 @@ class PaymentAdmin(admin.ModelAdmin):
 
 
 @admin.register(StripeEvent)
-class StripeEventAdmin(admin.ModelAdmin):
+class StripeEventAdmin(ReadOnlyAdmin):
     """Every Stripe event as delivered; staff replay one through its handler. The payload
     is encrypted at rest and shown only with the payload permission."""
 
@@ -80,15 +70,6 @@ class StripeEventAdmin(admin.ModelAdmin):
     search_fields = ("=stripe_id", "=object_id")
     exclude = ("payload",)
     actions = ("replay",)
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
     def get_readonly_fields(self, request, obj=None):
         allowed = request.user.has_perm(PAYLOAD_PERMISSION)

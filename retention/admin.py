@@ -18,9 +18,8 @@ from retention.models import (
 from retention.policy import POLICIES, TABLE_HEADER, policy_table_rows
 
 
-@admin.register(RetentionPolicyPage)
-class RetentionPolicyAdmin(admin.ModelAdmin):
-    """The policy table, with the rule each cleanup applies and the models it governs."""
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records the cleanups write (and the policy page): viewed, never edited here."""
 
     def has_add_permission(self, request):
         return False
@@ -30,6 +29,11 @@ class RetentionPolicyAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None):
         return False
+
+
+@admin.register(RetentionPolicyPage)
+class RetentionPolicyAdmin(ReadOnlyAdmin):
+    """The policy table, with the rule each cleanup applies and the models it governs."""
 
     def changelist_view(self, request, extra_context=None):
         if not self.has_view_permission(request):
@@ -91,17 +95,6 @@ class LegalHoldAdmin(admin.ModelAdmin):
             LegalHold.objects.filter(pk=hold.pk).update(released_at=timezone.now())
             audit_log_record(action="retention.hold_released", resource=hold,
                              actor=request.user, is_critical=True)
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(ArchiveManifest)
