@@ -54,8 +54,11 @@ def payment_start(*, order_id: int, user) -> PaymentStarted:
             stripe_payment_intent_id=intent["id"], defaults={
                 "order": order, "payer": user, "amount_cents": breakdown.total_cents,
                 "tax_cents": breakdown.tax_cents, "currency": order.currency})
+        # Always (idempotent): Stripe's payment_intent.created may have reached the webhook
+        # and made the row from the intent's metadata, without tax lines, before this
+        # transaction committed.
+        payment_tax_record(payment=payment, breakdown=breakdown)
         if created:
-            payment_tax_record(payment=payment, breakdown=breakdown)
             audit_log_record(action="payment.started", resource=payment, actor=user,
                              metadata={"order_id": order.pk, "attempt": attempt})
     return PaymentStarted(payment=payment, client_secret=intent.get("client_secret", ""))

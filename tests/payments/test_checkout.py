@@ -85,3 +85,26 @@ def test_the_endpoint_is_rate_limited(client, order, stripe_api, redis_client):
     limit = ENDPOINT_LIMITS["payment-start"].limit
     codes = [client.post(url).status_code for _ in range(limit + 1)]
     assert codes == [201] * limit + [429]
+
+
+def test_a_webhook_that_made_the_row_first_still_gets_the_tax_lines(client, order, stripe_api,
+                                                                    redis_client):
+    """payment_intent.created processed before checkout's own transaction committed: the
+    row exists from the intent's metadata, without tax lines; checkout records them."""
+    from payments.models import StripeEvent
+    from payments.services.events import stripe_event_process
+    from tests.payments.conftest import event, intent, post_event
+
+    stripe_api.intents["jobsite-placeholder"] = "pi_0"  # the next intent is pi_2
+    post_event(client, event("payment_intent.created",
+                             intent("pi_2", order=order, status="requires_payment_method")))
+    stripe_event_process(event_id=StripeEvent.objects.get().pk)
+    assert Payment.objects.get().tax_lines.count() == 0
+
+    rate_limit_reset(ENDPOINT_LIMITS["payment-start"], f"user:{order.client_id}")
+    client.force_login(order.client)
+    assert client.post(reverse("order-payment-start", args=[order.pk])).status_code == 201
+
+    payment = Payment.objects.get()
+    assert payment.stripe_payment_intent_id == "pi_2"
+    assert list(payment.tax_lines.values_list("tax_type", "amount_cents")) == [("HST", 1_300)]
