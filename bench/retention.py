@@ -27,7 +27,14 @@ import psutil
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
-from bench.runner import BenchConfig, WorkerProcesses, percentile, start_workers
+from bench.runner import (
+    BenchConfig,
+    PostgresBackendsCpu,
+    WorkerProcesses,
+    percentile,
+    process_tree_cpu_s,
+    start_workers,
+)
 from marketplace.models import ChatMessage, User
 from retention.models import LegalHold, RetentionRun
 from retention.services import CLEANUPS
@@ -284,34 +291,14 @@ def _round(value: float | None) -> float | None:
 
 class CpuMeter:
     """CPU seconds used by the worker's process tree, by the PostgreSQL backends of this
-    database (sampled, since they come and go) and by the whole PostgreSQL server (which
-    other users of the machine share)."""
+    database (``bench.runner.PostgresBackendsCpu``: sampled, since they come and go) and by
+    the whole PostgreSQL server (which other users of the machine share)."""
 
     def __init__(self, workers: WorkerProcesses) -> None:
         self.workers = workers
-        self.start_worker = self._tree(workers.process.pid)
+        self.start_worker = process_tree_cpu_s(workers.process.pid)
         self.start_server = self._server()
-        self.backends: dict[int, tuple[float, float]] = {}  # pid → (at start, last seen)
-        self.sample(first=True)
-
-    @staticmethod
-    def _cpu(proc: psutil.Process) -> float:
-        times = proc.cpu_times()
-        return times.user + times.system
-
-    def _tree(self, pid: int) -> float:
-        try:
-            root = psutil.Process(pid)
-            procs = [root, *root.children(recursive=True)]
-        except psutil.NoSuchProcess:
-            return 0.0
-        total = 0.0
-        for proc in procs:
-            try:
-                total += self._cpu(proc)
-            except psutil.NoSuchProcess:
-                pass
-        return total
+        self.backends = PostgresBackendsCpu()
 
     def _server(self) -> float:
         with connection.cursor() as cursor:
@@ -322,29 +309,20 @@ class CpuMeter:
             # The live processes, and those that exited (backends closed, autovacuum
             # workers done): the postmaster reaps them, so their time is its children's.
             reaped = postmaster.cpu_times()
-            return (self._tree(postmaster.pid) + reaped.children_user
+            return (process_tree_cpu_s(postmaster.pid) + reaped.children_user
                     + reaped.children_system)
         except (psutil.Error, AttributeError):
             return 0.0
 
-    def sample(self, first: bool = False) -> None:
-        with connection.cursor() as cursor:
-            cursor.execute("SELECT pid FROM pg_stat_activity WHERE datname = current_database()")
-            pids = [row[0] for row in cursor.fetchall()]
-        for pid in pids:
-            try:
-                used = self._cpu(psutil.Process(pid))
-            except psutil.Error:
-                continue
-            start = self.backends.get(pid, (used if first else 0.0, 0.0))[0]
-            self.backends[pid] = (start, used)
+    def sample(self) -> None:
+        self.backends.sample()
 
     def result(self, wall_s: float) -> dict[str, float]:
-        self.sample()
-        worker = self._tree(self.workers.process.pid) - self.start_worker
-        backends = sum(last - start for start, last in self.backends.values())
+        self.backends.sample()
+        worker = process_tree_cpu_s(self.workers.process.pid) - self.start_worker
         server = self._server() - self.start_server
-        return {"worker_s": round(worker, 1), "postgres_bench_backends_s": round(backends, 1),
+        return {"worker_s": round(worker, 1),
+                "postgres_bench_backends_s": round(self.backends.seconds(), 1),
                 "postgres_server_s": round(server, 1),
                 "cores_busy": round((worker + server) / wall_s, 2) if wall_s else None}
 

@@ -683,7 +683,8 @@ def workload_services(workload: Workload, config: BenchConfig):
         config.extra_workers = []
 
 
-def _cpu_s(proc: psutil.Process) -> float:
+def process_cpu_s(proc: psutil.Process) -> float:
+    """CPU seconds (user + system) ``proc`` has used so far."""
     times = proc.cpu_times()
     return times.user + times.system
 
@@ -698,7 +699,7 @@ def process_tree_cpu_s(pid: int) -> float:
     total = 0.0
     for proc in procs:
         try:
-            total += _cpu_s(proc)
+            total += process_cpu_s(proc)
         except psutil.NoSuchProcess:
             pass
     return total
@@ -725,7 +726,7 @@ class PostgresBackendsCpu:
         for pid in pids:
             try:
                 proc = psutil.Process(pid)
-                key, used = (pid, proc.create_time()), _cpu_s(proc)
+                key, used = (pid, proc.create_time()), process_cpu_s(proc)
             except psutil.Error:
                 continue
             start = self.backends.get(key, (used if first else 0.0, 0.0))[0]
@@ -755,7 +756,7 @@ class CpuMeter:
         if web is not None:
             self.add("web", web)
         self.own = psutil.Process()
-        self.own_start = _cpu_s(self.own)
+        self.own_start = process_cpu_s(self.own)
         self.redis_start = redis_cpu_s()
         self.postgres = PostgresBackendsCpu()
         self.sampled = time.monotonic()
@@ -776,8 +777,8 @@ class CpuMeter:
             used[kind] = used.get(kind, 0.0) + seconds
             if kind.startswith("workers "):
                 used["workers"] += seconds
-        used.update(bench=_cpu_s(self.own) - self.own_start, postgres=self.postgres.seconds(),
-                    redis=redis_cpu_s() - self.redis_start)
+        used.update(bench=process_cpu_s(self.own) - self.own_start,
+                    postgres=self.postgres.seconds(), redis=redis_cpu_s() - self.redis_start)
         return used
 
 

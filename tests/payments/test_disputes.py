@@ -255,3 +255,39 @@ def test_an_inquiry_posts_nothing(payment):
     deliver(event("charge.dispute.created", dispute("warning_needs_response")),
             event("charge.dispute.closed", dispute("warning_closed")))
     assert not JournalEntry.objects.filter(source_key__startswith="dispute:").exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failed_event_retried_from_the_failed_job_list_is_processed(payment, broker, worker,
+                                                                      staff_client,
+                                                                      monkeypatch):
+    """The dispute came for a payment we did not have yet: its last attempt fails and the
+    job lands in the failed-job list; once the payment exists, staff press Retry and the
+    event goes through its handler again (jobs.stateful: the event back to received)."""
+    from django.urls import reverse
+
+    from jobs.models import FailedJob
+    from payments.tasks import stripe_event_process_task
+    from tests.conftest import wait_until
+
+    # No retries, so the first attempt is the last (the queue's are 8, up to 2 hours).
+    monkeypatch.setitem(stripe_event_process_task.options, "max_retries", 0)
+    intent = payment.stripe_payment_intent_id
+    Payment.objects.filter(pk=payment.pk).update(stripe_payment_intent_id="pi_later")
+    deliver(event("charge.dispute.created", dispute("needs_response")),
+            broker=broker, worker=worker)
+    wait_until(lambda: FailedJob.objects.exists())
+    row = StripeEvent.objects.get()
+    assert (row.status, row.last_error) == ("failed", "DisputePaymentUnknown")
+    failed = FailedJob.objects.get()
+    assert failed.actor_name == "stripe_event_process"
+
+    Payment.objects.filter(pk=payment.pk).update(stripe_payment_intent_id=intent)
+    response = staff_client.post(reverse("admin:jobs_failedjob_changelist"), {
+        "action": "retry_selected", "_selected_action": [failed.pk]}, follow=True)
+    assert response.status_code == 200
+    drain(broker, worker)
+
+    row.refresh_from_db()
+    assert (row.status, row.attempts) == ("processed", 2)
+    assert Dispute.objects.get().payment_id == payment.pk
