@@ -4,6 +4,7 @@ library, posted to the real view; Stripe's API is a local HTTP server."""
 import importlib
 import itertools
 import json
+import threading
 import time
 
 import pytest
@@ -59,3 +60,30 @@ def tax_rates(db):
     seeded rows with it; pytest-django runs those tests last, but a later transactional
     test would find no rates, so they are put back before each test (idempotent)."""
     importlib.import_module("payments.migrations.0002_tax_rates").seed_tax_rates(apps, None)
+
+
+def process_at_once(event_ids: list[int]) -> list:
+    """``stripe_event_process`` of each stored event, each in its own thread (and
+    connection), all released at the same instant, as workers would. Returns what each
+    returned, or the exception it raised."""
+    from django.db import connection
+
+    from payments.services.events import stripe_event_process
+
+    barrier, outcomes = threading.Barrier(len(event_ids)), []
+
+    def process(event_id: int) -> None:
+        barrier.wait()
+        try:
+            outcomes.append(stripe_event_process(event_id=event_id))
+        except Exception as exc:
+            outcomes.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=process, args=(pk,)) for pk in event_ids]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return outcomes

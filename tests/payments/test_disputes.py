@@ -2,12 +2,10 @@
 out of order and repeated deliveries handled once, the payment and order flagged while
 open, staff and the contractor told once per stage, with no personal data to staff."""
 
-import threading
 import time
 
 import pytest
 from django.core import mail
-from django.db import connection
 from django.test import Client
 
 from marketplace.models import Order
@@ -17,7 +15,7 @@ from payments.services import disputes as dispute_service
 from payments.services.events import stripe_event_process
 from tests.conftest import drain
 from tests.notifications.conftest import make_user
-from tests.payments.conftest import event, post_event
+from tests.payments.conftest import event, post_event, process_at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -156,25 +154,10 @@ def test_two_events_of_one_dispute_processed_at_once_make_one_row(payment, monke
     client = Client()
     post_event(client, event("charge.dispute.created", dispute("needs_response")))
     post_event(client, event("charge.dispute.updated", dispute("under_review")))
-    rows = list(StripeEvent.objects.order_by("pk"))
-    barrier, errors = threading.Barrier(2), []
+    outcomes = process_at_once(list(StripeEvent.objects.order_by("pk")
+                                    .values_list("pk", flat=True)))
 
-    def process(row_id):
-        barrier.wait()
-        try:
-            stripe_event_process(event_id=row_id)
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=process, args=(row.pk,)) for row in rows]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
-
-    assert errors == []
+    assert outcomes == ["processed", "processed"]
     assert list(Dispute.objects.values_list("status", flat=True)) == ["under_review"]
     assert len(opened) == 1
 

@@ -3,7 +3,6 @@ payer's language, emailed once with the PDF attached; kept 7 years like every pa
 record. Real PostgreSQL, Redis, workers and a moto_server."""
 
 import io
-import threading
 from decimal import Decimal
 from zoneinfo import ZoneInfo
 
@@ -31,7 +30,7 @@ from payments.services.receipts import (
 )
 from tests.conftest import drain
 from tests.notifications.conftest import make_user
-from tests.payments.conftest import event, intent, post_event
+from tests.payments.conftest import event, intent, post_event, process_at_once
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -71,26 +70,12 @@ def test_20_payments_succeeding_at_once_are_numbered_1_to_20():
     # Given 20 payments whose success events are stored
     rows = [succeed(pending_payment(f"pi_{n}", email=f"payer{n}@example.test"))
             for n in range(20)]
-    barrier, errors = threading.Barrier(20), []
 
     # When 20 workers process them at the same instant
-    def process(row_id: int) -> None:
-        barrier.wait()
-        try:
-            stripe_event_process(event_id=row_id)
-        except Exception as exc:  # pragma: no cover - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=process, args=(row.pk,)) for row in rows]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    outcomes = process_at_once([row.pk for row in rows])
 
     # Then each has one receipt, and the numbers are exactly 1..20
-    assert errors == []
+    assert outcomes == ["processed"] * 20
     assert sorted(Receipt.objects.values_list("number", flat=True)) == list(range(1, 21))
     assert Receipt.objects.values("payment").distinct().count() == 20
 

@@ -7,7 +7,6 @@ import time
 
 import pytest
 from django.core import mail
-from django.db import connection
 from django.test import Client
 
 from audit.models import AuditLog
@@ -16,7 +15,7 @@ from notifications.models import EmailLog, PushLog
 from payments.models import EventStatus, Payment, PaymentStatus, Receipt, StripeEvent
 from payments.services.events import stripe_event_process
 from tests.conftest import drain
-from tests.payments.conftest import event, intent, post_event, signed
+from tests.payments.conftest import event, intent, post_event, process_at_once, signed
 
 pytestmark = pytest.mark.django_db
 
@@ -194,20 +193,8 @@ def test_one_event_handled_by_two_workers_at_once_changes_state_once(order):
     client = Client()
     post_event(client, event("payment_intent.succeeded", intent("pi_1", order=order)))
     row = StripeEvent.objects.get()
-    results, barrier = [], threading.Barrier(2)
 
-    def process():
-        barrier.wait()
-        try:
-            results.append(stripe_event_process(event_id=row.pk))
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=process) for _ in range(2)]
-    for thread in threads:
-        thread.start()
-    for thread in threads:
-        thread.join()
+    results = process_at_once([row.pk, row.pk])
 
     assert sorted(results) == ["processed", "processed"]
     assert AuditLog.objects.filter(action="payment.succeeded").count() == 1
