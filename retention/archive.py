@@ -74,8 +74,9 @@ def archive_rows(*, run: RetentionRun, model_label: str, table: str,
                 "sha256": written.sha256, "size": written.size,
                 "created_at": timezone.now().isoformat()}
     try:
+        # The object was read back and checked by archive_object_write: the manifest now.
         archive_manifest_write(store, key=_manifest_key(key), manifest=manifest)
-        problem = archive_check(store, manifest)
+        problem = _manifest_check(store, manifest)
     except Exception as exc:
         raise ArchiveFailed(f"{type(exc).__name__} writing {key}") from exc
     if problem:
@@ -89,11 +90,14 @@ def archive_rows(*, run: RetentionRun, model_label: str, table: str,
 
 
 def archive_check(store, manifest: dict) -> str:
-    """What is wrong with the stored object against ``manifest`` ('' when nothing)."""
-    return (archive_object_check(store, manifest)
-            or archive_manifest_check(store, key=_manifest_key(manifest["object"]),
-                                      expected=manifest,
-                                      fields=("object", "rows", "sha256", "size")))
+    """What is wrong with the stored object and manifest against ``manifest`` ('' when
+    nothing)."""
+    return archive_object_check(store, manifest) or _manifest_check(store, manifest)
+
+
+def _manifest_check(store, manifest: dict) -> str:
+    return archive_manifest_check(store, key=_manifest_key(manifest["object"]),
+                                  expected=manifest, fields=("object", "rows", "sha256", "size"))
 
 
 def archives_verify(*, now: datetime | None = None, days: int | None = None) -> dict:
