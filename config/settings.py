@@ -202,6 +202,7 @@ DRAMATIQ_MIDDLEWARE = [
     "dramatiq.middleware.Retries",
     "jobs.middleware.database.DatabaseOutageRetries",
     "dramatiq.middleware.CurrentMessage",
+    "jobs.middleware.debounce.DebounceRelease",
     "jobs.middleware.connections.DatabaseConnections",
     "jobs.middleware.schedule_lock.ScheduleRunLock",
 ]

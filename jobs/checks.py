@@ -31,7 +31,8 @@ OUTAGE_RETRIES = "jobs.middleware.database.DatabaseOutageRetries"
 REQUIRED = (
     EXECUTION, STATS, "jobs.middleware.recovery.WorkerRecovery", OUTAGE_GATE,
     "dramatiq.middleware.AgeLimit", TIME_LIMIT, RETRIES, OUTAGE_RETRIES,
-    "dramatiq.middleware.CurrentMessage", "jobs.middleware.connections.DatabaseConnections",
+    "dramatiq.middleware.CurrentMessage", "jobs.middleware.debounce.DebounceRelease",
+    "jobs.middleware.connections.DatabaseConnections",
     SCHEDULE_LOCK,
 )
 _HINT = "Keep DRAMATIQ_BROKER['MIDDLEWARE'] in the order config/settings.py lists."

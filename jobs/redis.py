@@ -13,6 +13,7 @@ namespace is read at call time, not import time.
 | ``<ns>:schedule:<id>:running`` | a scheduled run's overlap lock |
 | ``<ns>:failure-streak:<subject>`` | a critical actor's or schedule's failure streak |
 | ``<ns>:ratelimit:<purpose>:<digest>`` | a sliding-window rate limit |
+| ``<ns>:debounce:<actor>:<digest>`` | a pending debounced run (``jobs.debounce``) |
 | ``<ns>:stats:…`` | job statistics and the worker registry (``jobs.monitoring``) |
 """
 

@@ -15,6 +15,7 @@ ORDER = [
     "dramatiq.middleware.Retries",
     "jobs.middleware.database.DatabaseOutageRetries",
     "dramatiq.middleware.CurrentMessage",
+    "jobs.middleware.debounce.DebounceRelease",
     "jobs.middleware.connections.DatabaseConnections",
     "jobs.middleware.schedule_lock.ScheduleRunLock",
 ]
