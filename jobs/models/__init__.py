@@ -5,6 +5,7 @@ from jobs.models.job_stats import JobStatHour
 from jobs.models.recovery import BrokerEpoch
 from jobs.models.reports import OperationsReport, ReportKind
 from jobs.models.schedules import Schedule, ScheduleOutcome
+from jobs.models.staff_emails import StaffEmail
 
 __all__ = ["BrokerEpoch", "FailedJob", "FailedJobStatus", "JobStatHour", "OperationsReport",
-           "ReportKind", "Schedule", "ScheduleOutcome"]
+           "ReportKind", "Schedule", "ScheduleOutcome", "StaffEmail"]

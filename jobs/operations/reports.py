@@ -3,9 +3,8 @@
 A run is named by :attr:`jobs.middleware.attempts.CurrentAttempt.run_key` (the schedule's
 tick, or the message of a manual run), which every attempt of the run shares. The first
 attempt that gets as far as storing the report stores it; a retry (after the email
-failed, say) finds it and only emails it. The email is claimed before it is sent
-(``emailed_at``), so two deliveries of one message never both send it, and released again
-if sending fails, so the next attempt sends it.
+failed, say) finds it and only emails it, once (``jobs.alerts.email_staff_once``: claimed
+before it is sent, released again if sending fails).
 """
 
 from collections.abc import Callable
@@ -16,7 +15,7 @@ from typing import Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from jobs.alerts import email_staff
+from jobs.alerts import email_staff_once
 from jobs.middleware.attempts import current_attempt
 from jobs.models import OperationsReport, ReportKind
 
@@ -53,18 +52,13 @@ def operations_report_for_run(*, kind: ReportKind, build: Callable[[], ReportDra
 
 def operations_report_email(report: OperationsReport, *, subject: str, body: str
                             ) -> OperationsReport:
-    """Email ``report`` to staff unless it already went out. Raises what sending raises
-    (the report is then left unsent, for the next attempt)."""
-    claimed = OperationsReport.objects.filter(pk=report.pk, emailed_at__isnull=True).update(
-        emailed_at=timezone.now())
-    if not claimed:
-        report.refresh_from_db(fields=["emailed_at", "emailed_to"])
-        return report
-    try:
-        emailed_to = email_staff(subject=subject, body=body)
-    except BaseException:
-        OperationsReport.objects.filter(pk=report.pk).update(emailed_at=None)
-        raise
-    OperationsReport.objects.filter(pk=report.pk).update(emailed_to=emailed_to)
+    """Email ``report`` to staff unless it already went out (``email_staff_once``, keyed
+    by the report). Raises what sending raises (the report is then left unsent, for the
+    next attempt)."""
+    emailed_to = email_staff_once(key=f"operations-report:{report.pk}", subject=subject,
+                                  body=body)
+    if emailed_to is not None:
+        OperationsReport.objects.filter(pk=report.pk).update(emailed_at=timezone.now(),
+                                                             emailed_to=emailed_to)
     report.refresh_from_db(fields=["emailed_at", "emailed_to"])
     return report

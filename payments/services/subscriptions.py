@@ -563,10 +563,13 @@ def subscriptions_summary(*, now: datetime | None = None) -> dict[str, int]:
 
 def subscriptions_summary_send(*, now: datetime | None = None) -> int:
     """Email staff the monthly summary (counts only); returns how many recipients."""
-    from jobs.alerts import email_staff
+    from jobs.alerts import email_staff_for_run
 
     now = now or timezone.now()
     counts = subscriptions_summary(now=now)
     lines = [f"Contractor subscriptions on {now:%Y-%m-%d %H:%M} UTC:",
              *(f"  {key.replace('_', ' ')}: {value:,}" for key, value in counts.items())]
-    return email_staff(subject="Subscriptions: monthly renewals report", body="\n".join(lines))
+    # Once per run: a retry of the monthly run does not email the report again.
+    return email_staff_for_run(purpose="subscription-renewals",
+                               subject="Subscriptions: monthly renewals report",
+                               body="\n".join(lines)) or 0
