@@ -31,6 +31,9 @@ ENDPOINT_LIMITS: dict[str, RateLimit] = {
     # POST /orders/<id>/pay: starts a payment (a PaymentIntent at Stripe, a pending row).
     "payment-start": RateLimit(purpose="endpoint:payment-start", limit=10,
                                period_seconds=3600),
+    # GET /account/subscription: opens a Stripe customer-portal session (an API call).
+    "billing-portal": RateLimit(purpose="endpoint:billing-portal", limit=20,
+                                period_seconds=3600),
     # POST /push/devices: registers a device (no job; a misbehaving app must not flood it).
     "device-register": RateLimit(purpose="endpoint:device-register", limit=30,
                                  period_seconds=3600),
