@@ -246,3 +246,12 @@ def test_the_command_recomputes_a_range_and_refuses_bad_input(redis_client, caps
         with pytest.raises(CommandError, match=message):
             call_command("analytics_daily", *args)
     assert DailyStatistics.objects.count() == 3
+
+
+def test_a_threshold_under_one_is_a_configuration_error(settings):
+    from analytics.checks import check_min_group_size
+
+    settings.ANALYTICS_MIN_GROUP_SIZE = 0
+    assert [m.id for m in check_min_group_size()] == ["analytics.E001"]
+    settings.ANALYTICS_MIN_GROUP_SIZE = 1
+    assert check_min_group_size() == []
