@@ -12,28 +12,14 @@ from django.utils import timezone
 from django.utils.html import format_html
 
 from analytics.models import DailyQueueStatistics, DailyStatistics, DailyUserCount, MonthlyReport
-from analytics.report import report_text
+from analytics.report import dollars, report_text
 from analytics.services import local_zone
 from jobs.monitoring.dashboard import bar_chart
 
+# Written by the statistics jobs only: staff look, nobody adds, edits or deletes.
+from payments.admin import ReadOnlyAdmin
+
 CHART_DAYS = 90
-
-
-def _dollars(cents: int) -> str:
-    return f"${cents / 100:,.2f}"
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Written by the statistics jobs only: staff look, nobody edits or deletes."""
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class ReadOnlyInline(admin.TabularInline):
@@ -82,7 +68,7 @@ def last_days_charts(*, days: int = CHART_DAYS) -> dict:
             continue
         orders.append((f"{day}: {row.orders_completed} completed, {row.orders_cancelled} "
                        f"cancelled", tick, row.orders_completed, row.orders_cancelled))
-        revenue.append((f"{day}: {_dollars(row.gross_revenue_cents)} gross revenue", tick,
+        revenue.append((f"{day}: {dollars(row.gross_revenue_cents)} gross revenue", tick,
                         row.gross_revenue_cents // 100, 0))
     return {"orders_chart": bar_chart(orders), "revenue_chart": bar_chart(revenue),
             "chart_first": first, "chart_last": today - timedelta(days=1)}
@@ -114,15 +100,15 @@ class DailyStatisticsAdmin(ReadOnlyAdmin):
 
     @admin.display(description="gross revenue", ordering="gross_revenue_cents")
     def gross_revenue(self, obj: DailyStatistics) -> str:
-        return _dollars(obj.gross_revenue_cents)
+        return dollars(obj.gross_revenue_cents)
 
     @admin.display(description="tax collected", ordering="tax_collected_cents")
     def tax_collected(self, obj: DailyStatistics) -> str:
-        return _dollars(obj.tax_collected_cents)
+        return dollars(obj.tax_collected_cents)
 
     @admin.display(description="refunds", ordering="refunds_cents")
     def refunds(self, obj: DailyStatistics) -> str:
-        return _dollars(obj.refunds_cents)
+        return dollars(obj.refunds_cents)
 
     def changelist_view(self, request, extra_context=None):
         return super().changelist_view(request, {**(extra_context or {}),

@@ -93,7 +93,7 @@ def month_figures(month: date) -> dict[str, Any]:
     }
 
 
-def _dollars(cents: int) -> str:
+def dollars(cents: int) -> str:
     return f"${cents / 100:,.2f}"
 
 
@@ -106,7 +106,7 @@ def _people_line(rows: list[dict], dimension: str) -> str:
 def report_summary(figures: dict[str, Any]) -> str:
     orders = figures["orders"]
     return (f"{orders['created']} orders, {orders['completed']} completed, "
-            f"{_dollars(figures['money']['gross_revenue_cents'])} gross revenue")
+            f"{dollars(figures['money']['gross_revenue_cents'])} gross revenue")
 
 
 def report_text(report: MonthlyReport) -> str:
@@ -127,8 +127,8 @@ def report_text(report: MonthlyReport) -> str:
         "", f"Orders: {orders['created']} created, {orders['completed']} completed, "
             f"{orders['cancelled']} cancelled; completion rate "
             f"{'-' if rate is None else f'{rate * 100:.1f} %'}",
-        f"Money: gross revenue {_dollars(money['gross_revenue_cents'])}, tax collected "
-        f"{_dollars(money['tax_collected_cents'])}, refunds {_dollars(money['refunds_cents'])}",
+        f"Money: gross revenue {dollars(money['gross_revenue_cents'])}, tax collected "
+        f"{dollars(money['tax_collected_cents'])}, refunds {dollars(money['refunds_cents'])}",
         f"Notifications sent: {sent['email']} email, {sent['push']} push, "
         f"{sent['in_app']} in-app", "", "Jobs by queue:",
     ]
