@@ -19,10 +19,12 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.conf import settings
+from django.utils import timezone
 
 from analytics.models import DailyStatistics, Measure, MonthlyReport
 from analytics.selectors import period_figures
 from analytics.services import (
+    DayNotOver,
     daily_statistics_compute,
     day_window,
     local_zone,
@@ -144,8 +146,14 @@ def report_text(report: MonthlyReport) -> str:
 
 def monthly_report_send(*, month: date | None = None) -> MonthlyReport:
     """Build the report of ``month`` (default: the month before the job's tick), store it
-    once per run and email it to staff with its chart."""
+    once per run and email it to staff with its chart.
+
+    Raises:
+      DayNotOver: ``month`` has not ended yet.
+    """
     month = month_first_day(month) if month else previous_month(schedule_now())
+    if month_window(month)[1] > timezone.now():
+        raise DayNotOver(f"{month:%Y-%m} is not over yet in {settings.BUSINESS_TIME_ZONE}")
 
     def build() -> dict[str, Any]:
         # matplotlib takes a while to import: only the process that draws a chart pays it.

@@ -29,12 +29,16 @@ def analytics_monthly_report(month: str | None = None) -> None:
     """Email staff the statistics report of ``month`` (``YYYY-MM``; default: the month
     before the schedule's tick), stored once per run."""
     from analytics.report import monthly_report_send
+    from analytics.services import DayNotOver
 
     try:
         first = date.fromisoformat(f"{month}-01") if month else None
     except ValueError as exc:
         raise PermanentError(f"month must be YYYY-MM: {month!r}") from exc
-    monthly_report_send(month=first)
+    try:
+        monthly_report_send(month=first)
+    except DayNotOver as exc:
+        raise PermanentError(str(exc)) from exc
 
 
 SCHEDULES: list[ScheduleSpec] = [

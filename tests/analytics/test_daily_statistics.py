@@ -225,10 +225,15 @@ def test_one_hidden_group_hides_the_next_smallest_so_totals_cannot_reveal_it(set
 
 
 @pytest.mark.django_db
-def test_a_day_not_over_is_refused(redis_client):
+def test_a_day_or_a_month_not_over_is_refused(redis_client):
+    from analytics.models import MonthlyReport
+    from analytics.report import monthly_report_send
+
     with pytest.raises(DayNotOver):
         daily_statistics_compute(day=date.today() + timedelta(days=1))
-    assert not DailyStatistics.objects.exists()
+    with pytest.raises(DayNotOver, match="is not over yet"):
+        monthly_report_send(month=date.today() + timedelta(days=1))
+    assert not DailyStatistics.objects.exists() and not MonthlyReport.objects.exists()
 
 
 @pytest.mark.django_db
