@@ -17,20 +17,9 @@ from analytics.services import local_zone
 from jobs.monitoring.dashboard import bar_chart
 
 # Written by the statistics jobs only: staff look, nobody adds, edits or deletes.
-from payments.admin import ReadOnlyAdmin
+from payments.admin import ReadOnlyAdmin, ReadOnlyInline
 
 CHART_DAYS = 90
-
-
-class ReadOnlyInline(admin.TabularInline):
-    extra = 0
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class UserCountInline(ReadOnlyInline):
