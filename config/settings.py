@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "media",
     "payments",
     "retention",
+    "analytics",
 ]
 
 MIDDLEWARE = [
@@ -391,6 +392,11 @@ SECURITY_AUDIT_FAILED_LOGIN_THRESHOLD = env.int("SECURITY_AUDIT_FAILED_LOGIN_THR
                                                 default=50)
 SECURITY_AUDIT_FAILED_LOGIN_PER_ACCOUNT = env.int("SECURITY_AUDIT_FAILED_LOGIN_PER_ACCOUNT",
                                                   default=10)
+
+# --- Statistics (analytics) -------------------------------------------------------------
+# A figure that counts people (users by role, by province) is stored only when at least this
+# many people are in the group; smaller groups are stored as NULL and flagged suppressed.
+ANALYTICS_MIN_GROUP_SIZE = env.int("ANALYTICS_MIN_GROUP_SIZE", default=5)
 
 # --- Logging: one JSON object per line on stderr ----------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

@@ -11,13 +11,17 @@ releases the claim, so the retry sends it; a claim left by a killed worker is ta
 over after :data:`CLAIM_TIMEOUT`.
 """
 
+from collections.abc import Sequence
 from datetime import timedelta
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.mail import send_mail
+from django.core.mail import EmailMessage
 from django.db import IntegrityError, transaction
 from django.utils import timezone
+
+#: A file sent with a staff email: (file name, content, MIME type).
+Attachment = tuple[str, bytes, str]
 
 #: A claim not marked sent after this long is taken to belong to a worker that died.
 CLAIM_TIMEOUT = timedelta(minutes=10)
@@ -31,22 +35,14 @@ def staff_alert_recipients() -> list[str]:
     return sorted(users.values_list("email", flat=True))
 
 
-def email_staff(*, subject: str, body: str, attachments: list | None = None) -> int:
-    """Send one plain-text alert to staff. Returns how many recipients it went to.
-
-    ``attachments``: ``(filename, content, mimetype)`` triples, as Django's
-    ``EmailMessage`` takes them.
-    """
-    from django.core.mail import EmailMessage
-
+def email_staff(*, subject: str, body: str, attachments: Sequence[Attachment] = ()) -> int:
+    """Send one plain-text alert to staff, with ``attachments`` if any. Returns how many
+    recipients it went to."""
     recipients = staff_alert_recipients()
     if not recipients:
         return 0
-    if attachments:
-        EmailMessage(f"[Jobsite] {subject}", body, settings.DEFAULT_FROM_EMAIL, recipients,
-                     attachments=attachments).send()
-    else:
-        send_mail(f"[Jobsite] {subject}", body, settings.DEFAULT_FROM_EMAIL, recipients)
+    EmailMessage(f"[Jobsite] {subject}", body, settings.DEFAULT_FROM_EMAIL, recipients,
+                 attachments=list(attachments)).send()
     return len(recipients)
 
 
@@ -65,7 +61,7 @@ def _claim(key: str, subject: str) -> bool:
 
 
 def email_staff_once(*, key: str, subject: str, body: str,
-                     attachments: list | None = None) -> int | None:
+                     attachments: Sequence[Attachment] = ()) -> int | None:
     """Email staff unless an email for ``key`` already went out (or is going out now).
 
     Returns how many recipients it went to, or ``None`` when it was not sent again.
@@ -86,7 +82,7 @@ def email_staff_once(*, key: str, subject: str, body: str,
 
 
 def email_staff_for_run(*, purpose: str, subject: str, body: str,
-                        attachments: list | None = None) -> int | None:
+                        attachments: Sequence[Attachment] = ()) -> int | None:
     """:func:`email_staff_once` keyed by ``purpose`` and the calling job's run (a
     schedule's tick, or the message: ``CurrentAttempt.run_key``). Outside a worker (a
     command, a shell) every call sends."""

@@ -169,10 +169,9 @@ class TaxRateAdmin(admin.ModelAdmin):
                 "effective_from": obj.effective_from.isoformat()}
 
 
-class JournalLineInline(admin.TabularInline):
-    model = JournalLine
-    fields = ("account", "debit_cents", "credit_cents", "tax_type", "province")
-    readonly_fields = fields
+class ReadOnlyInline(admin.TabularInline):
+    """Rows shown with their parent, never added, changed or deleted here."""
+
     extra = 0
     can_delete = False
 
@@ -181,6 +180,12 @@ class JournalLineInline(admin.TabularInline):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+class JournalLineInline(ReadOnlyInline):
+    model = JournalLine
+    fields = ("account", "debit_cents", "credit_cents", "tax_type", "province")
+    readonly_fields = fields
 
 
 @admin.register(JournalEntry)

@@ -9,6 +9,8 @@ from django.urls import reverse
 
 # What a superuser gets: (changelist, add page). Read-only records refuse the add page.
 SUPERUSER = {
+    "analytics.dailystatistics": (200, 403),
+    "analytics.monthlyreport": (200, 403),
     "audit.auditlog": (200, 403),
     "auth.group": (200, 200),
     "jobs.brokerepoch": (200, 403),
