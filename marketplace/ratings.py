@@ -64,9 +64,9 @@ logger = logging.getLogger("marketplace.ratings")
 
 #: How profiles rank by rating (listings, search): see the module docstring.
 RATING_ORDER = ("-rating_bayesian", "-rating_count", "pk")
-#: Chunks one message of the full run goes through before it re-enqueues itself: a message
-#: per chunk waited up to a second each for an idle worker's next poll (Dramatiq's Redis
-#: consumer backs off), which was a third of the run's time.
+#: Seconds of chunks one message of the full run goes through before it re-enqueues
+#: itself: with a message per chunk, each waited up to a second for the idle worker's next
+#: poll (Dramatiq's Redis consumer backs off), a third of the run's time.
 MESSAGE_BUDGET_S = 10.0
 #: ``m`` while no review of a kind exists yet: the middle of the 1–5 scale.
 PRIOR_MEAN_WITHOUT_REVIEWS = Decimal("3.0000")
@@ -236,7 +236,8 @@ def _clients_recalculate(subjects: str, rows: str, params: dict[str, Any]) -> di
     the same users) whose reviews are all gone. Inside a transaction. Returns counts."""
     with connection.cursor() as cursor:
         _jit_off(cursor)
-        # Existing rows are locked before the figures are read (see the module docstring).
+        # Existing rows are locked before the figures are read (see the module docstring);
+        # a client's first row has nothing to lock yet: its insert is an upsert.
         cursor.execute(f"SELECT cr.user_id FROM {CLIENT_RATING} cr WHERE {rows} "
                        "ORDER BY cr.user_id FOR NO KEY UPDATE", params)
         cursor.execute(f"""
