@@ -906,6 +906,14 @@ def _run(config: BenchConfig, progress: Callable[[str], None]) -> list[Result]:
     return [results[name] for name in config.workloads]
 
 
+def bare_baseline(count: int, progress: Callable[[str], None]) -> "Result":
+    """The bare-Dramatiq no-op row of a benchmark's run (2 processes × 8 threads): how fast
+    this shared machine is right now (README "Performance": every figure with it)."""
+    [bare] = run(BenchConfig(workloads=["bare"], counts={"bare": count}, processes=2,
+                             threads=8, timeout_s=120.0), progress)
+    return bare
+
+
 def machine() -> dict[str, Any]:
     model = ""
     try:

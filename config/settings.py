@@ -368,6 +368,18 @@ ONESIGNAL_ANDROID_CHANNEL_ID = env.str("ONESIGNAL_ANDROID_CHANNEL_ID", default="
 # Users per OneSignal request of a campaign (its documents say 2,000 or 20,000: 2,000).
 PUSH_BATCH_SIZE = env.int("PUSH_BATCH_SIZE", default=2000)
 
+# --- Marketplace: ratings, badges, visibility (marketplace.ratings) ----------------------
+# A review written, edited or removed recalculates its subject's rating this many seconds
+# after the first change of a burst (one run per burst).
+RATING_RECALC_DEBOUNCE_SECONDS = env.float("RATING_RECALC_DEBOUNCE_SECONDS", default=60)
+# C of the Bayesian average (C·m + sum) / (C + n): reviews' worth of the platform mean.
+RATING_BAYESIAN_CONFIDENCE = env.int("RATING_BAYESIAN_CONFIDENCE", default=10)
+# Profiles (then users) per chunk of the nightly full recalculation: one transaction each.
+RATING_RECALC_CHUNK_SIZE = env.int("RATING_RECALC_CHUNK_SIZE", default=5000)
+if RATING_BAYESIAN_CONFIDENCE < 1 or RATING_RECALC_CHUNK_SIZE < 1:
+    raise ImproperlyConfigured("RATING_BAYESIAN_CONFIDENCE and RATING_RECALC_CHUNK_SIZE must "
+                               "be at least 1")
+
 # --- Virus scanning -------------------------------------------------------------------
 # "tcp://127.0.0.1:3310" or "unix:///path/to/clamd.sock"; empty disables scanning (dev only).
 CLAMD_ADDRESS = env.str("CLAMD_ADDRESS", default="tcp://127.0.0.1:3310")

@@ -7,8 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.test.utils import override_settings
 
 from bench import retention
-from bench.runner import BenchConfig, machine
-from bench.runner import run as run_workloads
+from bench.runner import bare_baseline, machine
 from jobs.management.commands.runworkergroup import DEFAULT_THREADS
 
 # The retention issue's figures, on a 2-core machine.
@@ -59,11 +58,7 @@ class Command(BaseCommand):
         try:
             with override_settings(DEBUG=False):
                 if options["bare_count"] > 0:
-                    # The bare-Dramatiq no-op row of this run: how fast this shared
-                    # machine is right now (README "Performance": every figure with it).
-                    [bare] = run_workloads(BenchConfig(
-                        workloads=["bare"], counts={"bare": options["bare_count"]},
-                        processes=2, threads=8, timeout_s=120.0), progress)
+                    bare = bare_baseline(options["bare_count"], progress)
                 outcome = retention.run(options["count"], timeout_s=options["timeout"],
                                         threads=options["threads"], keep=options["keep"],
                                         progress=progress)
