@@ -367,6 +367,17 @@ ONESIGNAL_ANDROID_CHANNEL_ID = env.str("ONESIGNAL_ANDROID_CHANNEL_ID", default="
 # Users per OneSignal request of a campaign (its documents say 2,000 or 20,000: 2,000).
 PUSH_BATCH_SIZE = env.int("PUSH_BATCH_SIZE", default=2000)
 
+# --- Contractor search (marketplace.search) ------------------------------------------
+# The engine that answers searches (a dotted path; README "Search" on adding OpenSearch).
+SEARCH_BACKEND = env.str("SEARCH_BACKEND",
+                         default="marketplace.search.backends.PostgresSearchBackend")
+# "near this city" finds profiles within this many km of it, unless a search says otherwise.
+SEARCH_NEAR_RADIUS_KM = env.float("SEARCH_NEAR_RADIUS_KM", default=50)
+# A changed profile's entry is rebuilt this long after the first change of a burst.
+SEARCH_REINDEX_DELAY_MS = env.int("SEARCH_REINDEX_DELAY_MS", default=10_000)
+# Profiles per step (one transaction) of the nightly reindex.
+SEARCH_REINDEX_CHUNK = env.int("SEARCH_REINDEX_CHUNK", default=5000)
+
 # --- Virus scanning -------------------------------------------------------------------
 # "tcp://127.0.0.1:3310" or "unix:///path/to/clamd.sock"; empty disables scanning (dev only).
 CLAMD_ADDRESS = env.str("CLAMD_ADDRESS", default="tcp://127.0.0.1:3310")

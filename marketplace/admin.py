@@ -1,15 +1,21 @@
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.auth.admin import UserAdmin as DjangoUserAdmin
 from django.contrib.auth.forms import UserChangeForm, UserCreationForm
 
 from marketplace.models import (
     ChatMessage,
+    City,
     ContractorProfile,
     Order,
     RefreshToken,
     Review,
+    TradeCategory,
     User,
     UserSession,
+)
+from marketplace.search.index import (
+    search_index_profile_changed,
+    search_profiles_reindex_enqueue,
 )
 
 
@@ -50,10 +56,46 @@ class UserAdmin(DjangoUserAdmin):
 @admin.register(ContractorProfile)
 class ContractorProfileAdmin(admin.ModelAdmin):
     list_display = ("business_name", "city", "province", "rating_average", "rating_count",
-                    "is_visible")
+                    "is_visible", "search_indexed_at")
     list_filter = ("province", "is_visible")
     search_fields = ("business_name", "city")
     raw_id_fields = ("user",)
+    # Written by the search jobs (marketplace.search.index), shown for staff to check.
+    readonly_fields = ("search_latitude", "search_longitude", "search_indexed_at")
+    actions = ["search_reindex"]
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        search_index_profile_changed(profile_id=obj.pk)
+
+    @admin.action(description="Rebuild the search entry (a worker does it)",
+                  permissions=["change"])
+    def search_reindex(self, request, queryset):
+        count = search_profiles_reindex_enqueue(
+            profile_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"Queued the search entry of {count} profile(s) to be "
+                                   "rebuilt.", messages.SUCCESS)
+
+
+@admin.register(TradeCategory)
+class TradeCategoryAdmin(admin.ModelAdmin):
+    """Trade categories: their EN/FR names and search terms (indexed with every profile
+    listing them: the next nightly reindex applies an edit) and their popularity, counted
+    by the nightly reindex."""
+
+    list_display = ("slug", "name_en", "name_fr", "contractor_count", "recent_order_count",
+                    "counted_at")
+    search_fields = ("slug", "name_en", "name_fr", "search_terms")
+    readonly_fields = ("contractor_count", "recent_order_count", "counted_at")
+
+
+@admin.register(City)
+class CityAdmin(admin.ModelAdmin):
+    """The places search can be near (seeded from GeoNames, README "Search")."""
+
+    list_display = ("name", "province", "population", "latitude", "longitude")
+    list_filter = ("province",)
+    search_fields = ("name",)
 
 
 class OrderDisputedFilter(admin.SimpleListFilter):

@@ -8,9 +8,12 @@ import uuid
 import zoneinfo
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.contrib.postgres.indexes import GinIndex, GistIndex
+from django.contrib.postgres.search import SearchVectorField
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
+from django.db.models import F, Func
 from django.utils import timezone
 from django.utils.translation import gettext_lazy as _
 from django.utils.translation import pgettext_lazy
@@ -119,6 +122,26 @@ class ContractorProfile(models.Model):
     badges = models.JSONField(default=list, blank=True)
     is_visible = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
+    # What the contractor says about their work (EN or FR); searched, with the least weight.
+    description = models.TextField(blank=True)
+    # The search entry (marketplace.search.index): written by the search jobs only, from
+    # the fields above, the trade categories' labels and the City table.
+    search_vector = SearchVectorField(null=True, editable=False)
+    # Where search places the profile: its own coordinates, else its city's.
+    search_latitude = models.FloatField(null=True, editable=False)
+    search_longitude = models.FloatField(null=True, editable=False)
+    search_indexed_at = models.DateTimeField(null=True, editable=False)
+
+    class Meta:
+        indexes = [
+            GinIndex(fields=["search_vector"], name="profile_search_vector"),
+            # "near this city": a bounding box on this index, then the exact distance.
+            GistIndex(Func(F("search_longitude"), F("search_latitude"), function="point",
+                           output_field=models.Field()),
+                      name="profile_search_point"),
+            GinIndex(fields=["trade_categories"], opclasses=["jsonb_path_ops"],
+                     name="profile_trade_categories"),
+        ]
 
     def __str__(self) -> str:
         return self.business_name
@@ -231,3 +254,7 @@ class RefreshToken(models.Model):
 
     def __str__(self) -> str:
         return f"Refresh token #{self.pk}"
+
+
+# The search's reference tables live with the search code; Django finds models here.
+from marketplace.search.models import City, TradeCategory  # noqa: E402,F401

@@ -18,6 +18,12 @@ from marketplace.models import (
     User,
     UserSession,
 )
+from marketplace.search.index import search_index_profile_changed
+
+#: The profile fields a contractor (or staff for them) edits; the rest is derived.
+PROFILE_EDITABLE_FIELDS = frozenset({
+    "business_name", "description", "trade_categories", "city", "province", "latitude",
+    "longitude", "is_visible"})
 
 
 def user_sessions_revoke(*, user: User) -> dict[str, int]:
@@ -84,3 +90,26 @@ def contractor_rating_recalculate(*, contractor_id: int) -> ContractorProfile | 
         profile.rating_updated_at = timezone.now()
         profile.save(update_fields=["rating_average", "rating_count", "rating_updated_at"])
         return profile
+
+
+@transaction.atomic
+def contractor_profile_update(*, profile: ContractorProfile, actor: User | None = None,
+                              **changes) -> ContractorProfile:
+    """Change fields of ``profile`` (names in :data:`PROFILE_EDITABLE_FIELDS`), audited;
+    its search entry is rebuilt after commit (debounced: a burst of edits, one rebuild).
+
+    Raises:
+      ValueError: a field that is not editable.
+      ValidationError: a value the model refuses; nothing is saved.
+    """
+    unknown = set(changes) - PROFILE_EDITABLE_FIELDS
+    if unknown:
+        raise ValueError(f"Not editable profile fields: {sorted(unknown)}")
+    for name, value in changes.items():
+        setattr(profile, name, value)
+    profile.full_clean(exclude=["user"])
+    profile.save(update_fields=sorted(changes))
+    audit_log_record(action="contractor_profile.updated", resource=profile, actor=actor,
+                     metadata={"fields": sorted(changes)})
+    search_index_profile_changed(profile_id=profile.pk)
+    return profile
