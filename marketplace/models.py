@@ -131,6 +131,8 @@ class ContractorProfile(models.Model):
     search_latitude = models.FloatField(null=True, editable=False)
     search_longitude = models.FloatField(null=True, editable=False)
     search_indexed_at = models.DateTimeField(null=True, editable=False)
+    # A digest of what the entry was built from: the nightly walk skips unchanged ones.
+    search_source = models.UUIDField(null=True, editable=False)
 
     class Meta:
         indexes = [

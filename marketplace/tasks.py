@@ -24,13 +24,14 @@ def search_profile_reindex(profile_id: int) -> None:
 
 
 @jobsite_actor(queue=Queue.ANALYTICS, actor_name="search_reindex", time_limit=5 * MINUTE)
-def search_reindex(after_id: int = 0) -> None:
-    """Rebuild the search entries of every profile with an id above ``after_id``, one chunk
-    per message: each run re-enqueues itself from the last id it reached, and the last one
-    counts the categories' popularity. A retried message redoes its own chunk only."""
-    step = search_index.search_reindex_step(after_id=after_id)
+def search_reindex(after_id: int = 0, force: bool = False) -> None:
+    """Bring every profile's search entry with an id above ``after_id`` up to date (those
+    whose sources changed; all with ``force``), one chunk per message: each run
+    re-enqueues itself from the last id it reached, and the last one counts the
+    categories' popularity. A retried message redoes its own chunk only."""
+    step = search_index.search_reindex_step(after_id=after_id, force=force)
     if step.last_id is not None and step.read >= search_index.chunk_size():
-        enqueue_on_commit(search_reindex, step.last_id)
+        enqueue_on_commit(search_reindex, step.last_id, force)
     else:
         enqueue_on_commit(search_categories_count)
 

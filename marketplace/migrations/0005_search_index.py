@@ -33,8 +33,12 @@ COMMENT ON FUNCTION jobsite_unaccent(text) IS
   'Accents folded: NFD, combining marks removed, oe/ae ligatures spelt out (contractor search).';
 CREATE TEXT SEARCH CONFIGURATION jobsite_en (COPY = english);
 CREATE TEXT SEARCH CONFIGURATION jobsite_fr (COPY = french);
+-- tsvectors joined (||) over rows: a profile's trade categories, each analysed once.
+CREATE AGGREGATE jobsite_tsvector_agg(tsvector) (
+  SFUNC = tsvector_concat, STYPE = tsvector, INITCOND = '');
 """
 FOLDING_REVERSE_SQL = """
+DROP AGGREGATE jobsite_tsvector_agg(tsvector);
 DROP TEXT SEARCH CONFIGURATION jobsite_fr;
 DROP TEXT SEARCH CONFIGURATION jobsite_en;
 DROP FUNCTION jobsite_unaccent(text);
@@ -149,6 +153,11 @@ class Migration(migrations.Migration):
             model_name='contractorprofile',
             name='search_longitude',
             field=models.FloatField(editable=False, null=True),
+        ),
+        migrations.AddField(
+            model_name='contractorprofile',
+            name='search_source',
+            field=models.UUIDField(editable=False, null=True),
         ),
         migrations.AddField(
             model_name='contractorprofile',

@@ -9,9 +9,10 @@ An entry is rebuilt from the rows alone (idempotent), through the configured bac
   re-enqueueing itself from the last id, then counts the categories' popularity
   (:func:`search_categories_count`).
 
-Visibility and ratings are read live by the PostgreSQL search, so a hidden profile drops
-out at once; an external engine would hold them in its entries, which is why every
-profile write calls :func:`search_index_profile_changed`, visibility and ratings included.
+Visibility, ratings and badges are read live by the PostgreSQL search, so a hidden profile
+drops out at once; an external engine would hold them in its entries, which is why a
+per-profile change of them calls :func:`search_index_profile_changed` too. A nightly bulk
+recalculation (all ratings) need not: the ``search-reindex`` walk follows it.
 """
 
 import logging
@@ -36,11 +37,13 @@ def search_index_profile_changed(*, profile_id: int) -> None:
     """Rebuild the search entry of profile ``profile_id`` soon after this transaction
     commits (nothing on rollback).
 
-    Call it after any write to a contractor profile: its name, description, city,
-    province, coordinates, trade categories, visibility, rating or badges. Debounced
-    (``jobs.debounce``): a burst of changes to one profile rebuilds it once,
+    Call it after a write to one contractor profile: its name, description, city,
+    province, coordinates, trade categories — and its visibility, rating or badges
+    (read live by the PostgreSQL backend, held in the entries of an external one).
+    Debounced (``jobs.debounce``): a burst of changes to one profile rebuilds it once,
     ``SEARCH_REINDEX_DELAY_MS`` after the first, and that run sees every change committed
-    before it starts.
+    before it starts; a rebuild whose sources did not change writes nothing. A nightly
+    recalculation of every profile need not call it: the ``search-reindex`` walk follows.
     """
     from marketplace.tasks import search_profile_reindex
 
@@ -70,15 +73,17 @@ def chunk_size() -> int:
     return settings.SEARCH_REINDEX_CHUNK
 
 
-def search_reindex_step(*, after_id: int, size: int | None = None) -> IndexBatch:
-    """Rebuild the entries of the next ``size`` profiles (default :func:`chunk_size`) with
-    ids above ``after_id``, in one transaction. Fewer than ``size`` read: the walk is
-    over."""
+def search_reindex_step(*, after_id: int, size: int | None = None,
+                        force: bool = False) -> IndexBatch:
+    """Bring the entries of the next ``size`` profiles (default :func:`chunk_size`) with
+    ids above ``after_id`` up to date, in one transaction: those whose sources changed
+    are rebuilt (all of them with ``force``). Fewer than ``size`` read: the walk is over.
+    """
     size = size or chunk_size()
     with transaction.atomic():
-        batch = search_backend().index_profiles(after_id=after_id, limit=size)
+        batch = search_backend().index_profiles(after_id=after_id, limit=size, force=force)
     logger.info("search reindex step", extra={"after_id": after_id, "read": batch.read,
-                                              "changed": batch.changed})
+                                              "rebuilt": batch.changed})
     return batch
 
 

@@ -9,7 +9,11 @@ from django.utils import timezone
 
 from marketplace.models import City, ContractorProfile, Order, TradeCategory, User
 from marketplace.search.backends import PRO_BADGE
-from marketplace.search.index import search_categories_count, search_profile_index
+from marketplace.search.index import (
+    search_categories_count,
+    search_profile_index,
+    search_reindex_step,
+)
 from marketplace.search.selectors import (
     SearchInputError,
     city_resolve,
@@ -212,3 +216,17 @@ def test_an_entry_is_rebuilt_only_when_its_text_or_place_changed():
     assert search_profile_index(profile_id=profile.pk) is True
     assert {"teintur", "patios", "patio"} <= lexemes(profile)
     assert search_profile_index(profile_id=10**9) is False  # gone: nothing to do
+
+
+def test_the_walk_rebuilds_only_changed_entries_and_all_of_a_renamed_category():
+    make_profile("Gagnon et fils", categories=["plumbing"])
+    make_profile("Roy inc.", categories=["roofing"])
+    assert search_reindex_step(after_id=0, size=10).changed == 2
+    assert search_reindex_step(after_id=0, size=10).changed == 0  # nothing changed
+
+    # a category's words changed: every profile is rebuilt (its digest covers them all)
+    TradeCategory.objects.filter(slug="plumbing").update(search_terms="tuyauteur")
+    assert search_reindex_step(after_id=0, size=10).changed == 2
+    assert names(search_contractors("tuyauteur")) == ["Gagnon et fils"]
+    # force rebuilds whatever changed or not
+    assert search_reindex_step(after_id=0, size=10, force=True).changed == 2

@@ -7,8 +7,7 @@ from django.core.management.base import BaseCommand, CommandError
 from django.test.utils import override_settings
 
 from bench import retention
-from bench.runner import BenchConfig, machine
-from bench.runner import run as run_workloads
+from bench.runner import add_bare_count_argument, bare_baseline, machine, render_machine
 from jobs.management.commands.runworkergroup import DEFAULT_THREADS
 
 # The retention issue's figures, on a 2-core machine.
@@ -37,9 +36,7 @@ class Command(BaseCommand):
         parser.add_argument("--keep", action="store_true",
                             help="leave the benchmark's users and messages in place")
         parser.add_argument("--json", action="store_true", help="print JSON, not text")
-        parser.add_argument("--bare-count", type=int, default=20_000,
-                            help="bare-Dramatiq no-ops measured first, the machine's speed "
-                                 "in this run (0: skip; default 20,000)")
+        add_bare_count_argument(parser)
 
     def handle(self, *args, **options):
         # Production has DEBUG off and a real ESP: this deletes expired chat messages.
@@ -55,15 +52,9 @@ class Command(BaseCommand):
                 self.stderr.write(text)
 
         machine_info = machine()
-        bare = None
         try:
             with override_settings(DEBUG=False):
-                if options["bare_count"] > 0:
-                    # The bare-Dramatiq no-op row of this run: how fast this shared
-                    # machine is right now (README "Performance": every figure with it).
-                    [bare] = run_workloads(BenchConfig(
-                        workloads=["bare"], counts={"bare": options["bare_count"]},
-                        processes=2, threads=8, timeout_s=120.0), progress)
+                bare = bare_baseline(options["bare_count"], progress)
                 outcome = retention.run(options["count"], timeout_s=options["timeout"],
                                         threads=options["threads"], keep=options["keep"],
                                         progress=progress)
@@ -71,7 +62,7 @@ class Command(BaseCommand):
             raise CommandError(str(exc)) from exc
         report = build_report(outcome, machine_info)
         if bare is not None:
-            report["bare_dramatiq"] = {"jobs": bare.jobs, "jobs_per_min": bare.jobs_per_min}
+            report["bare_dramatiq"] = bare
         if options["json"]:
             self.stdout.write(json.dumps(report, indent=2))
         else:
@@ -114,13 +105,7 @@ def render(report: dict) -> str:
     count = report["count"]
     left = ", ".join(f"{kind} {rows:,}" for kind, rows in v["left"].items())
     lines = [
-        f"Machine: {m['cores']} cores, {m['cpu']}, {m['memory_gb']} GB RAM; PostgreSQL "
-        f"{m['postgresql']}, Redis {m['redis']}, Dramatiq {m['dramatiq']}; load average "
-        f"before the run {'/'.join(str(x) for x in m['load_average'])}",
-        *([f"Bare Dramatiq no-op baseline of this run: "
-           f"{report['bare_dramatiq']['jobs_per_min']:,.0f} jobs/min "
-           f"({report['bare_dramatiq']['jobs']:,} jobs, 2 processes × 8 threads)"]
-          if "bare_dramatiq" in report else []),
+        *render_machine(m, report.get("bare_dramatiq")),
         f"Prepared {count:,} expired + {count:,} kept chat messages in "
         f"{report['prepare_s']:.1f} s (not part of the figures)",
         "",

@@ -1,0 +1,421 @@
+"""The marketplace benchmark behind ``manage.py benchmarketplace``: the nightly
+recalculation of 100,000 contractor profiles with 1,000,000 reviews, and search over them.
+
+1. :func:`load` writes the data set in set-based SQL (``generate_series``): contractors
+   with realistic EN and FR business names, trades, cities (weighted by population, 30 %
+   with their own coordinates, the rest placed at their city by the index), descriptions;
+   clients; one completed order per review, over the last two years; the reviews.
+2. Each :data:`PHASES` entry is one nightly job, run the way production runs it: its
+   actor sent by name (as the schedule does) to a real ``runworkergroup batch`` worker,
+   timed from the send until the phase says it is done. The issue's figure is the sum of
+   the phases. Adding a phase (the ratings' nightly recalculation) is one :class:`Phase`
+   in the list: a name, what to send, and how to tell it is done.
+3. :func:`run_queries` times ``search_contractors`` (in this process, through the
+   configured backend) on a fixed mix of queries: one and two words, accents or not,
+   English and French, with and without "near" and a category.
+"""
+
+import json
+import random
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import close_old_connections, connection, transaction
+from django.utils import timezone
+
+from bench.retention import CpuMeter
+from bench.runner import BenchConfig, percentile, start_workers
+from marketplace.models import City, ContractorProfile, Order, Review, TradeCategory, User
+from marketplace.search.selectors import search_contractors
+from marketplace.tasks import search_reindex
+
+USER_PREFIX = "bench-mkt-"
+USER_DOMAIN = "@bench.jobsite.invalid"
+POLL_S = 0.2
+LOAD_CHUNK = 250_000
+
+FIRST_NAMES = ["Liam", "Noah", "Olivia", "Emma", "William", "Charlotte", "Félix", "Léa",
+               "Gabriel", "Zoé", "Mathis", "Chloé", "Raj", "Priya", "Wei", "Mei", "Amir",
+               "Fatima", "Jacob", "Alice", "Étienne", "Rosalie", "Hugo", "Maëlle"]
+LAST_NAMES = ["Tremblay", "Gagnon", "Roy", "Côté", "Bouchard", "Gauthier", "Morin",
+              "Lavoie", "Fortin", "Gagné", "Ouellet", "Pelletier", "Bélanger", "Lévesque",
+              "Smith", "Brown", "Wilson", "MacDonald", "Taylor", "Campbell", "Anderson",
+              "Singh", "Chen", "Nguyen", "Patel", "Martin", "Leblanc", "Thériault", "Girard",
+              "O'Brien"]
+# slug → (English trade word, French trade word), as they appear in names and text.
+TRADE_WORDS = {
+    "plumbing": ("Plumbing", "Plomberie"), "electrical": ("Electric", "Électricien"),
+    "renovation": ("Renovations", "Rénovation"), "roofing": ("Roofing", "Toitures"),
+    "painting": ("Painting", "Peinture"), "carpentry": ("Carpentry", "Menuiserie"),
+    "hvac": ("Heating & Cooling", "Chauffage"), "landscaping": ("Landscaping", "Paysagiste"),
+    "flooring": ("Flooring", "Planchers"), "masonry": ("Masonry", "Maçonnerie"),
+    "cleaning": ("Cleaning", "Entretien ménager"), "moving": ("Movers", "Déménagement"),
+    "snow-removal": ("Snow Removal", "Déneigement"), "windows-doors": ("Windows & Doors",
+                                                                       "Portes et fenêtres"),
+    "drywall": ("Drywall", "Gypse"), "excavation": ("Excavation", "Excavation"),
+    "handyman": ("Handyman", "Homme à tout faire"), "kitchens": ("Kitchens", "Cuisines"),
+    "bathrooms": ("Bathrooms", "Salles de bain"), "pest-control": ("Pest Control",
+                                                                   "Extermination"),
+}
+SUFFIXES_EN = ["Inc.", "Ltd.", "Services", "Pro", "& Sons", "Experts", "Co."]
+SUFFIXES_FR = ["inc.", "et fils", "Services", "Pro", "enr.", "Experts", "ltée"]
+SENTENCES_EN = [
+    "Family business serving {city} and the surrounding area since {year}.",
+    "Licensed and insured, free estimates, work guaranteed for {n} years.",
+    "Residential and commercial {trade} with fast response times.",
+    "We specialise in renovations, repairs and new installations.",
+    "Emergency service available evenings and weekends.",
+    "Certified technicians, clean job sites and honest prices.",
+    "Over {n} hundred satisfied customers in {city}.",
+    "Small jobs welcome: no project too small.",
+    "Senior and student discounts on request.",
+    "We finish on time and on budget, every time.",
+    "Serving homeowners, landlords and property managers.",
+    "Ask about our maintenance plans for {trade}.",
+    "Bilingual team, English and French.",
+    "Proud member of the local chamber of commerce.",
+    "All work meets the building code and passes inspection.",
+    "Call us for a quote today.",
+    "Eco-friendly materials and careful clean-up.",
+    "Fully bonded; WSIB coverage for every worker.",
+]
+SENTENCES_FR = [
+    "Entreprise familiale au service de {city} et des environs depuis {year}.",
+    "Licence RBQ, assurances complètes, soumission gratuite, travaux garantis {n} ans.",
+    "{trade} résidentielle et commerciale, service rapide et courtois.",
+    "Spécialistes en rénovation, réparations et nouvelles installations.",
+    "Service d'urgence disponible le soir et la fin de semaine.",
+    "Techniciens certifiés, chantiers propres et prix honnêtes.",
+    "Plus de {n} cents clients satisfaits à {city}.",
+    "Petits travaux bienvenus : aucun projet n'est trop petit.",
+    "Rabais pour les aînés et les étudiants.",
+    "Travaux terminés dans les délais et le budget prévus.",
+    "Au service des propriétaires, des locataires et des gestionnaires d'immeubles.",
+    "Demandez nos plans d'entretien en {trade}.",
+    "Équipe bilingue, français et anglais.",
+    "Membre fier de la chambre de commerce locale.",
+    "Travaux conformes au code du bâtiment, inspection garantie.",
+    "Appelez-nous pour une estimation dès aujourd'hui.",
+    "Matériaux écologiques et nettoyage soigné.",
+    "Cautionnés et assurés; protection CNESST pour chaque employé.",
+]
+REVIEW_TEXTS = ["Great work, on time and clean.", "Travail impeccable, je recommande.",
+                "Fair price, would hire again.", "Un peu en retard mais très bon travail.",
+                "", "", "Excellent service!", "Très professionnel."]
+
+
+@dataclass
+class Loaded:
+    profiles: int
+    reviews: int
+    seconds: float
+
+
+def _q(model) -> str:
+    return connection.ops.quote_name(model._meta.db_table)
+
+
+def _bench_users_sql() -> str:
+    return f"SELECT id FROM {_q(User)} WHERE email LIKE '{USER_PREFIX}%%{USER_DOMAIN}'"
+
+
+def delete_bench_data() -> None:
+    """Delete every row an earlier run loaded (set-based: the ORM would load a million
+    reviews to cascade them)."""
+    users = _bench_users_sql()
+    with connection.cursor() as cursor:
+        cursor.execute(f"DELETE FROM {_q(Review)} WHERE subject_id IN ({users})")
+        cursor.execute(f"DELETE FROM {_q(Order)} WHERE contractor_id IN ({users})")
+        cursor.execute(f"DELETE FROM {_q(ContractorProfile)} WHERE user_id IN ({users})")
+        cursor.execute(f"DELETE FROM {_q(User)} WHERE id IN ({users})")
+
+
+def _array(values: list[str]) -> str:
+    # Literal arrays of the word lists (no user input): '{"a","b"}'.
+    escaped = [v.replace("\\", "\\\\").replace('"', '\\"').replace("'", "''") for v in values]
+    return "('{" + ",".join(f'"{v}"' for v in escaped) + "}'::text[])"
+
+
+def _consecutive(first: int, last: int, count: int, what: str) -> None:
+    if last - first + 1 != count:
+        raise RuntimeError(f"{what}: {count} rows in ids {first}…{last}, not consecutive")
+
+
+def load(profiles: int, reviews: int, progress: Callable[[str], None] = lambda _: None,
+         seed: float = 0.42) -> Loaded:
+    """Load ``profiles`` contractors and ``reviews`` reviews (one order each) in
+    set-based SQL, then VACUUM ANALYZE (as autovacuum would have left the tables)."""
+    started = time.monotonic()
+    clients = max(10, profiles // 10)
+    cities = list(City.objects.values_list("pk", "population"))
+    if not cities:
+        raise RuntimeError("The City table is empty: run the migrations first.")
+    # Cities weighted by the square root of their population (the big ones dominate
+    # without leaving the small ones empty).
+    weighted = [pk for pk, population in cities
+                for _ in range(max(1, round((population or 1) ** 0.5 / 40)))]
+    slugs = list(TRADE_WORDS)
+    users, profiles_t, orders_t, reviews_t, cities_t = (
+        _q(User), _q(ContractorProfile), _q(Order), _q(Review), _q(City))
+    sentences_en, sentences_fr = _array(SENTENCES_EN), _array(SENTENCES_FR)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT setseed(%s)", [seed])
+        progress(f"loading {profiles:,} contractors and {clients:,} clients")
+        cursor.execute(f"""
+            INSERT INTO {users} (email, password, first_name, last_name, preferred_language,
+                                 time_zone, province, is_contractor, is_staff, is_active,
+                                 is_superuser, date_joined)
+            SELECT '{USER_PREFIX}' || CASE WHEN s.i <= %(profiles)s THEN 'pro-' ELSE
+                   'client-' END || s.i || '{USER_DOMAIN}', '!', '', '',
+                   CASE WHEN s.i %% 2 = 0 THEN 'fr' ELSE 'en' END, 'America/Toronto', 'QC',
+                   s.i <= %(profiles)s, false, true, false, now()
+            FROM generate_series(1, %(total)s) AS s(i) ORDER BY s.i
+        """, {"profiles": profiles, "total": profiles + clients})
+        cursor.execute(f"SELECT min(id), max(id) FROM ({_bench_users_sql()}) u")
+        first_user, last_user = cursor.fetchone()
+        _consecutive(first_user, last_user, profiles + clients, "users")
+        first_client = first_user + profiles
+
+        progress(f"loading {profiles:,} contractor profiles")
+        cursor.execute(f"""
+            INSERT INTO {profiles_t} (user_id, business_name, trade_categories, city,
+                                      province, latitude, longitude, rating_average,
+                                      rating_count, badges, is_visible, created_at,
+                                      description)
+            SELECT %(first)s + s.i - 1,
+                   CASE WHEN french THEN t.fr || ' ' || last_name || ' ' || suffix_fr
+                        ELSE last_name || ' ' || t.en || ' ' || suffix_en END,
+                   to_jsonb(trades), c.name, c.province,
+                   CASE WHEN own THEN round((c.latitude + jitter_lat)::numeric, 6) END,
+                   CASE WHEN own THEN round((c.longitude + jitter_lng)::numeric, 6) END,
+                   0, 0, CASE WHEN s.i %% 20 = 0 THEN '["pro"]'::jsonb ELSE '[]' END,
+                   s.i %% 25 <> 0, now(),
+                   replace(replace(replace(replace(
+                     CASE WHEN french THEN {sentences_fr}[s.a] || ' ' || {sentences_fr}[s.b]
+                                           || ' ' || {sentences_fr}[s.c]
+                          ELSE {sentences_en}[s.a] || ' ' || {sentences_en}[s.b] || ' '
+                               || {sentences_en}[s.c] END,
+                     '{{city}}', c.name), '{{year}}', (1970 + s.i %% 50)::text),
+                     '{{n}}', (1 + s.i %% 10)::text),
+                     '{{trade}}', CASE WHEN french THEN t.fr ELSE lower(t.en) END)
+            FROM (
+                SELECT i, random() < 0.3 AS own,
+                       -- three different sentences of the eighteen
+                       1 + (i %% 18) AS a, 1 + ((i + 1 + (i / 18) %% 8) %% 18) AS b,
+                       1 + ((i + 9 + (i / 144) %% 8) %% 18) AS c,
+                       (random() - 0.5) * 0.2 AS jitter_lat,
+                       (random() - 0.5) * 0.3 AS jitter_lng,
+                       (%(cities)s::bigint[])[1 + floor(random() * %(n_cities)s)::int]
+                         AS city_id,
+                       (%(last)s::text[])[1 + floor(random() * %(n_last)s)::int] AS last_name,
+                       (%(suffix_en)s::text[])[1 + i %% 7] AS suffix_en,
+                       (%(suffix_fr)s::text[])[1 + i %% 7] AS suffix_fr,
+                       -- one to three trades, the first one skewed to the common ones
+                       ARRAY(SELECT DISTINCT (%(slugs)s::text[])[
+                               1 + floor(power(random(), 1.3) * %(n_slugs)s)::int]
+                             FROM generate_series(1, 1 + (i %% 3)) WHERE i > 0) AS trades
+                FROM generate_series(1, %(profiles)s) AS g(i)
+            ) AS s
+            JOIN {cities_t} c ON c.id = s.city_id
+            CROSS JOIN LATERAL (SELECT c.province = 'QC' OR (c.province IN ('NB', 'ON')
+                                       AND s.i %% 5 = 0) AS french) f
+            CROSS JOIN LATERAL (
+                SELECT w.en, w.fr FROM jsonb_each_text(%(words)s::jsonb) e(slug, pair)
+                CROSS JOIN LATERAL (SELECT e.pair::jsonb ->> 0 AS en,
+                                           e.pair::jsonb ->> 1 AS fr) w
+                WHERE e.slug = s.trades[1]) t
+            ORDER BY s.i
+        """, {"first": first_user, "profiles": profiles, "cities": weighted,
+              "n_cities": len(weighted), "last": LAST_NAMES, "n_last": len(LAST_NAMES),
+              "suffix_en": SUFFIXES_EN, "suffix_fr": SUFFIXES_FR, "slugs": slugs,
+              "n_slugs": len(slugs),
+              "words": json.dumps({k: list(v) for k, v in TRADE_WORDS.items()})})
+        cursor.execute(f"SELECT count(*) FROM {profiles_t} WHERE user_id BETWEEN %s AND %s",
+                       [first_user, first_client - 1])
+        if cursor.fetchone()[0] != profiles:
+            raise RuntimeError("not every contractor got a profile")
+
+        for start in range(1, reviews + 1, LOAD_CHUNK):
+            end = min(start + LOAD_CHUNK - 1, reviews)
+            with transaction.atomic():
+                cursor.execute(f"""
+                    INSERT INTO {orders_t} (client_id, contractor_id, title, status,
+                                            subtotal_cents, tax_cents, total_cents, currency,
+                                            province, created_at, updated_at, completed_at)
+                    SELECT %(clients)s + (s.i::bigint * 7919) %% %(n_clients)s,
+                           %(first)s + (s.i::bigint * 104729) %% %(profiles)s,
+                           'Bench job ' || s.i, 'completed', 20000, 2600, 22600, 'CAD', 'QC',
+                           now() - (s.i %% 730) * interval '1 day',
+                           now(), now() - (s.i %% 730) * interval '1 day' + interval '3 days'
+                    FROM generate_series(%(start)s, %(end)s) AS s(i) ORDER BY s.i
+                    RETURNING id
+                """, {"clients": first_client, "n_clients": clients, "first": first_user,
+                      "profiles": profiles, "start": start, "end": end})
+                order_ids = [row[0] for row in cursor.fetchall()]
+                _consecutive(order_ids[0], order_ids[-1], len(order_ids), "orders")
+                cursor.execute(f"""
+                    INSERT INTO {reviews_t} (order_id, author_id, subject_id, rating, text,
+                                             created_at)
+                    SELECT o.id, o.client_id, o.contractor_id,
+                           1 + floor(power(random(), 0.35) * 4.999)::int,
+                           (%(texts)s::text[])[1 + o.id %% %(n_texts)s],
+                           o.completed_at + interval '1 day'
+                    FROM {orders_t} o WHERE o.id BETWEEN %(first_order)s AND %(last_order)s
+                """, {"texts": REVIEW_TEXTS, "n_texts": len(REVIEW_TEXTS),
+                      "first_order": order_ids[0], "last_order": order_ids[-1]})
+            progress(f"loaded {end:,} of {reviews:,} orders and reviews")
+        progress("VACUUM ANALYZE")
+        for table in (users, profiles_t, orders_t, reviews_t):
+            cursor.execute(f"VACUUM (ANALYZE) {table}")
+    return Loaded(profiles=profiles, reviews=reviews, seconds=time.monotonic() - started)
+
+
+# --- Nightly phases ----------------------------------------------------------------------
+
+
+@dataclass
+class Phase:
+    """One nightly job: ``send`` enqueues it as its schedule would; ``done(since)`` says
+    whether a run sent at ``since`` has finished (read from the rows it writes)."""
+
+    name: str
+    send: Callable[[], None]
+    done: Callable[[datetime], bool]
+    # What the run did, read after it finished (counts for the report).
+    summary: Callable[[], dict[str, Any]] = field(default=lambda: {})
+
+
+def _search_reindex_done(since: datetime) -> bool:
+    # The walk's last step enqueues the popularity count: that is the end of the run.
+    return TradeCategory.objects.filter(counted_at__gte=since).exists()
+
+
+def _search_summary() -> dict[str, Any]:
+    indexed = ContractorProfile.objects.filter(search_vector__isnull=False).count()
+    placed = ContractorProfile.objects.filter(search_latitude__isnull=False).count()
+    return {"profiles_indexed": indexed, "profiles_placed": placed}
+
+
+#: The nightly jobs, in the order the night runs them (the README's schedule table).
+PHASES: list[Phase] = [
+    Phase("search-reindex", send=lambda: search_reindex.send(),
+          done=_search_reindex_done, summary=_search_summary),
+]
+
+
+@dataclass
+class PhaseResult:
+    name: str
+    wall_s: float
+    cpu: dict[str, float]
+    summary: dict[str, Any]
+
+
+def run_phases(phases: list[Phase], *, threads: int, timeout_s: float,
+               progress: Callable[[str], None] = lambda _: None) -> list[PhaseResult]:
+    """Run each phase on one real ``runworkergroup batch`` worker, one after the other."""
+    workers = start_workers("batch", BenchConfig(workloads=[], counts={}, processes=1,
+                                                  threads=threads, timeout_s=timeout_s))
+    results = []
+    try:
+        for phase in phases:
+            progress(f"{phase.name}: sent; waiting for it to finish")
+            cpu = CpuMeter(workers)
+            since = timezone.now()
+            began = time.monotonic()
+            phase.send()
+            deadline = began + timeout_s
+            while not phase.done(since):
+                if workers.process.poll() is not None:
+                    raise RuntimeError(f"the batch worker exited:\n{workers.log_tail()}")
+                if time.monotonic() > deadline:
+                    raise RuntimeError(f"{phase.name} did not finish within {timeout_s:.0f} s"
+                                       f":\n{workers.log_tail()}")
+                cpu.sample()
+                time.sleep(POLL_S)
+            wall = time.monotonic() - began
+            results.append(PhaseResult(phase.name, wall, cpu.result(wall), phase.summary()))
+            progress(f"{phase.name}: {wall:.1f} s")
+    finally:
+        workers.stop()
+        close_old_connections()
+    return results
+
+
+# --- Search queries ------------------------------------------------------------------------
+
+
+def query_mix(count: int, seed: int = 7) -> list[tuple[str, dict[str, Any]]]:
+    """``count`` (kind, search_contractors arguments) of the mix the module docstring
+    describes, the same for a seed."""
+    rng = random.Random(seed)
+    words = [w for pair in TRADE_WORDS.values() for w in pair]
+    folded_words = ["electricien", "renovation", "maconnerie", "demenagement", "deneigement",
+                    "plombier", "toiture", "peintre", "couvreur", "electrician", "plumber",
+                    "roofer", "painter", "paysagiste", "thermopompe"]
+    cities = ["Montréal", "Toronto", "Laval", "Québec", "Calgary", "Ottawa", "Gatineau",
+              "Vancouver", "Sherbrooke", "Halifax", "Winnipeg", "Trois-Rivières", "Lévis"]
+    mix = []
+    for n in range(count):
+        kind = ("one word", "one word unaccented", "two words", "name", "near", "category",
+                "near and category", "phrase", "french only")[n % 9]
+        word = rng.choice(words).split()[0]
+        args: dict[str, Any] = {}
+        if kind == "one word":
+            query = word
+        elif kind == "one word unaccented":
+            query = rng.choice(folded_words)
+        elif kind == "two words":
+            query = f"{rng.choice(folded_words)} {rng.choice(cities)}"
+        elif kind == "name":
+            query = f"{rng.choice(LAST_NAMES)} {word}"
+        elif kind == "near":
+            query, args = word, {"near": rng.choice(cities)}
+        elif kind == "category":
+            query, args = rng.choice(["urgence", "emergency", "licensed", "gratuite",
+                                      "commercial"]), {"category": rng.choice(list(TRADE_WORDS))}
+        elif kind == "near and category":
+            query, args = "", {"near": rng.choice(cities),
+                               "category": rng.choice(list(TRADE_WORDS))}
+        elif kind == "phrase":
+            query = rng.choice(['"free estimates"', '"emergency service"', '"small jobs"',
+                                '"soumission gratuite"', '"petits travaux"',
+                                '"équipe bilingue"'])
+        else:
+            query, args = rng.choice(folded_words), {"language": "fr"}
+        mix.append((kind, {"query": query, **args}))
+    return mix
+
+
+@dataclass
+class QueryTimes:
+    ms: list[float]
+    by_kind: dict[str, list[float]]
+    results: int  # hits returned in all, to show the queries found something
+    empty: int  # queries that found nothing
+
+
+def run_queries(count: int, *, warmup: int = 50) -> QueryTimes:
+    mix = query_mix(count)
+    for _, args in query_mix(warmup, seed=99):
+        search_contractors(args.pop("query"), **args)
+    times, by_kind, results, empty = [], {}, 0, 0
+    for kind, args in mix:
+        args = dict(args)
+        query = args.pop("query")
+        began = time.perf_counter()
+        hits = search_contractors(query, **args)
+        ms = (time.perf_counter() - began) * 1000
+        times.append(ms)
+        by_kind.setdefault(kind, []).append(ms)
+        results += len(hits)
+        empty += not hits
+    return QueryTimes(ms=times, by_kind=by_kind, results=results, empty=empty)
+
+
+def latency(ms: list[float]) -> dict[str, float | None]:
+    return {f"p{p}_ms": None if not ms else round(percentile(ms, p), 2) for p in (50, 95, 99)} | {
+        "max_ms": round(max(ms), 2) if ms else None}

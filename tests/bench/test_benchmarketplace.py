@@ -1,0 +1,61 @@
+"""``manage.py benchmarketplace`` end to end (its own process on ``config.settings_bench``,
+here on the test database and Redis, a real batch worker, a tiny data set).
+
+No speed is asserted: speed is what the command measures, not what a test may judge.
+"""
+
+import json
+import subprocess
+
+import pytest
+
+from bench import marketplace
+from marketplace.models import ContractorProfile, Order, Review, TradeCategory, User
+from tests.bench.commands import bench_command
+
+
+def benchmarketplace(*args: str) -> subprocess.CompletedProcess:
+    return bench_command("benchmarketplace", *args)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("search_reference_data")
+def test_benchmarketplace_indexes_every_profile_on_a_real_worker_and_times_searches(broker):
+    done = benchmarketplace("--profiles", "300", "--reviews", "1500", "--queries", "45",
+                            "--json", "--bare-count", "200")
+
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert report["load"] == {"profiles": 300, "reviews": 1500,
+                              "seconds": report["load"]["seconds"]}
+    for night in ("nightly_full_build", "nightly_next_night"):
+        [phase] = report[night]["phases"]
+        assert (phase["name"], phase["profiles_indexed"], phase["profiles_placed"]) == (
+            "search-reindex", 300, 300)
+        assert phase["wall_s"] > 0 and report[night]["wall_s"] == phase["wall_s"]
+    search = report["search"]
+    assert search["queries"] == 45 and search["results"] > 0
+    assert set(search["by_kind"]) == {"one word", "one word unaccented", "two words",
+                                      "name", "near", "category", "near and category",
+                                      "phrase", "french only"}
+    assert search["max_ms"] >= search["p95_ms"] >= search["p50_ms"] > 0
+    assert report["bare_dramatiq"]["jobs"] == 200
+    # The popularity the nightly run counted is the loaded data's; the rows are gone.
+    assert TradeCategory.objects.filter(counted_at__isnull=False).count() == 20
+    assert not User.objects.filter(email__startswith=marketplace.USER_PREFIX).exists()
+    assert (ContractorProfile.objects.count(), Order.objects.count(),
+            Review.objects.count()) == (0, 0, 0)
+
+
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.usefixtures("search_reference_data")
+def test_benchmarketplace_refuses_beside_profiles_that_are_not_its_own():
+    user = User.objects.create_user("pro@example.test", None)
+    ContractorProfile.objects.create(user=user, business_name="Real", city="Laval",
+                                     province="QC")
+
+    done = benchmarketplace("--profiles", "10", "--reviews", "10", "--bare-count", "0")
+
+    assert done.returncode != 0
+    assert "not the benchmark's" in done.stderr
+    assert ContractorProfile.objects.count() == 1
