@@ -23,11 +23,12 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import psutil
 from django.db import close_old_connections, connection, transaction
 from django.utils import timezone
 
 from bench.retention import CpuMeter
-from bench.runner import BenchConfig, percentile, start_workers
+from bench.runner import BenchConfig, percentile, process_cpu_s, start_workers
 from marketplace.models import City, ContractorProfile, Order, Review, TradeCategory, User
 from marketplace.search.selectors import search_contractors
 from marketplace.tasks import search_reindex
@@ -396,12 +397,20 @@ class QueryTimes:
     by_kind: dict[str, list[float]]
     results: int  # hits returned in all, to show the queries found something
     empty: int  # queries that found nothing
+    # CPU milliseconds per query, on average: the PostgreSQL backend that answered, and
+    # this process (Django, the driver). Steadier than wall time on a shared machine.
+    cpu_ms: dict[str, float] = field(default_factory=dict)
 
 
 def run_queries(count: int, *, warmup: int = 50) -> QueryTimes:
     mix = query_mix(count)
     for _, args in query_mix(warmup, seed=99):
         search_contractors(args.pop("query"), **args)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = psutil.Process(cursor.fetchone()[0])
+    own = psutil.Process()
+    cpu_before = (process_cpu_s(backend), process_cpu_s(own))
     times, by_kind, results, empty = [], {}, 0, 0
     for kind, args in mix:
         args = dict(args)
@@ -413,7 +422,11 @@ def run_queries(count: int, *, warmup: int = 50) -> QueryTimes:
         by_kind.setdefault(kind, []).append(ms)
         results += len(hits)
         empty += not hits
-    return QueryTimes(ms=times, by_kind=by_kind, results=results, empty=empty)
+    postgres, django = (process_cpu_s(backend) - cpu_before[0],
+                        process_cpu_s(own) - cpu_before[1])
+    return QueryTimes(ms=times, by_kind=by_kind, results=results, empty=empty,
+                      cpu_ms={"postgres": round(postgres / len(mix) * 1000, 2),
+                              "django": round(django / len(mix) * 1000, 2)})
 
 
 def latency(ms: list[float]) -> dict[str, float | None]:

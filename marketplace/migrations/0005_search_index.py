@@ -170,7 +170,7 @@ class Migration(migrations.Migration):
         ),
         migrations.AddIndex(
             model_name='contractorprofile',
-            index=django.contrib.postgres.indexes.GistIndex(models.Func(models.F('search_longitude'), models.F('search_latitude'), function='point', output_field=models.Field()), name='profile_search_point'),
+            index=models.Index(fields=['search_latitude', 'search_longitude'], name='profile_search_location'),
         ),
         migrations.AddIndex(
             model_name='contractorprofile',

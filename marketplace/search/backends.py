@@ -132,7 +132,8 @@ def _analysed(folded_text: str) -> str:
 
 class PostgresSearchBackend:
     """PostgreSQL full-text search on ``ContractorProfile.search_vector`` (GIN), "near"
-    by a bounding box on a GiST index of the entry's point, then the haversine distance."""
+    by a bounding box on the entry's indexed latitude and longitude, then the haversine
+    distance."""
 
     #: Changed when the entries' recipe changes: every entry is rebuilt the next night.
     RECIPE = "2026-12-07"
@@ -258,8 +259,8 @@ class PostgresSearchBackend:
                 "power(sin(radians(p.search_latitude - %(lat)s) / 2), 2) + "
                 "cos(radians(%(lat)s)) * cos(radians(p.search_latitude)) * "
                 "power(sin(radians(p.search_longitude - %(lng)s) / 2), 2))))")
-            where.append("point(p.search_longitude, p.search_latitude) <@ "
-                         "box(point(%(lng_min)s, %(lat_min)s), point(%(lng_max)s, %(lat_max)s))")
+            where.append("p.search_latitude BETWEEN %(lat_min)s AND %(lat_max)s AND "
+                         "p.search_longitude BETWEEN %(lng_min)s AND %(lng_max)s")
             where.append(f"{distance} <= %(radius)s")
         if query.category:
             params["category"] = json.dumps([query.category])

@@ -118,6 +118,7 @@ class Command(BaseCommand):
         out["search"] = {"queries": len(times.ms), **marketplace.latency(times.ms),
                          "goal_p95_ms": SEARCH_P95_GOAL_MS, "met": p95 < SEARCH_P95_GOAL_MS,
                          "results": times.results, "empty": times.empty,
+                         "cpu_ms_per_query": times.cpu_ms,
                          "by_kind": {kind: marketplace.latency(ms)
                                      for kind, ms in times.by_kind.items()}}
         out["nightly_next_night"] = phases("nothing changed since")
@@ -150,6 +151,8 @@ def render(report: dict) -> str:
         f"{search['goal_p95_ms']:.0f} ms: {'met' if search['met'] else 'NOT MET'}), p99 "
         f"{search['p99_ms']:.1f} ms, max {search['max_ms']:.1f} ms; {search['results']:,} "
         f"results, {search['empty']} queries found nothing",
+        f"  CPU per query (mean): PostgreSQL {search['cpu_ms_per_query']['postgres']:.1f} ms, "
+        f"this process {search['cpu_ms_per_query']['django']:.1f} ms",
     ]
     for kind, figures in search["by_kind"].items():
         lines.append(f"  {kind}: p50 {figures['p50_ms']:.1f} ms, p95 {figures['p95_ms']:.1f} "
