@@ -177,6 +177,18 @@ class Migration(migrations.Migration):
             index=django.contrib.postgres.indexes.GinIndex(fields=['trade_categories'], name='profile_trade_categories', opclasses=['jsonb_path_ops']),
         ),
         migrations.AddIndex(
+            model_name='contractorprofile',
+            index=django.contrib.postgres.indexes.GinIndex(condition=models.Q(('badges__contains', ['pro']), ('is_visible', True)), fields=['search_vector'], name='profile_search_vector_pro'),
+        ),
+        migrations.AddIndex(
+            model_name='contractorprofile',
+            index=models.Index(condition=models.Q(('badges__contains', ['pro']), ('is_visible', True)), fields=['search_latitude', 'search_longitude'], name='profile_search_location_pro'),
+        ),
+        migrations.AddIndex(
+            model_name='contractorprofile',
+            index=django.contrib.postgres.indexes.GinIndex(condition=models.Q(('badges__contains', ['pro']), ('is_visible', True)), fields=['trade_categories'], name='profile_trade_categories_pro', opclasses=['jsonb_path_ops']),
+        ),
+        migrations.AddIndex(
             model_name='city',
             index=models.Index(django.db.models.functions.text.Lower(models.Func(models.F('name'), function='jobsite_unaccent', output_field=models.TextField())), models.F('province'), name='city_folded_name'),
         ),

@@ -28,6 +28,9 @@ from marketplace.models import City, ContractorProfile, TradeCategory
 #: builds on marketplace, so it is named again here, and a test holds the two equal): its
 #: profiles come first among the matches.
 PRO_BADGE = "pro"
+#: A Pro profile, as the partial indexes of ``ContractorProfile`` say it (the same text,
+#: so the planner can use them).
+PRO_SQL = f"""p.badges @> '{json.dumps([PRO_BADGE])}'::jsonb"""
 
 #: What a profile's search entry is made of, by weight (A counts most; README "Search").
 DOCUMENT_PARTS = {
@@ -265,17 +268,23 @@ class PostgresSearchBackend:
         if query.category:
             params["category"] = json.dumps([query.category])
             where.append("p.trade_categories @> %(category)s::jsonb")
-        params["pro"] = json.dumps([PRO_BADGE])
-        sql = f"""
-            SELECT p.id, p.user_id, p.business_name, p.city, p.province, p.trade_categories,
-                   p.rating_average, p.rating_count, p.badges, {rank} AS rank,
-                   {distance} AS distance_km
-            FROM {_table(ContractorProfile)} p
-            WHERE {' AND '.join(where)}
-            ORDER BY p.badges @> %(pro)s::jsonb DESC, rank DESC, distance_km ASC,
-                     p.rating_average DESC, p.id
-            LIMIT %(limit)s OFFSET %(offset)s
-        """
+
+        def select(pro: bool, limit: int, offset: int) -> str:
+            return f"""
+                SELECT p.id, p.user_id, p.business_name, p.city, p.province,
+                       p.trade_categories, p.rating_average, p.rating_count, p.badges,
+                       {rank} AS rank, {distance} AS distance_km
+                FROM {_table(ContractorProfile)} p
+                WHERE {' AND '.join(where)} AND {'' if pro else 'NOT '}{PRO_SQL}
+                ORDER BY rank DESC, distance_km ASC, p.rating_average DESC, p.id
+                LIMIT {int(limit)} OFFSET {int(offset)}
+            """
+
+        # Pro profiles come first, so the page is read from them first: a common word
+        # matches many of them, and the page is then answered from the Pro profiles'
+        # own (partial) indexes without ranking the thousands of others that match.
+        # Only what the Pro profiles leave of the page is read from the rest.
+        wanted = query.offset + query.limit
         with transaction.atomic(), connection.cursor() as cursor:
             # The entries are read from memory, where a random page costs about what a
             # sequential one does: priced so, a common word is answered from the GIN
@@ -283,7 +292,12 @@ class PostgresSearchBackend:
             # scan of the whole table (175 ms).
             cursor.execute(f"SET LOCAL random_page_cost = {RANDOM_PAGE_COST}")
             cursor.execute("SET LOCAL jit = off")
-            cursor.execute(sql, params)
-            rows = cursor.fetchall()
+            cursor.execute(select(True, wanted, 0), params)
+            pros = cursor.fetchall()
+            rows = pros[query.offset:]
+            if len(pros) < wanted:
+                cursor.execute(select(False, query.limit - len(rows),
+                                      max(0, query.offset - len(pros))), params)
+                rows += cursor.fetchall()
         return [ContractorHit(*row[:5], _json(row[5]), row[6], row[7], _json(row[8]),
                               rank=float(row[9]), distance_km=row[10]) for row in rows]

@@ -89,6 +89,24 @@ def test_pro_profiles_come_first_among_the_matches():
     assert names(search_contractors("toiture")) == ["Couvreur Roy", "Toiture Pelletier"]
 
 
+def test_pages_run_on_from_the_pro_profiles_to_the_others_without_a_gap_or_a_repeat():
+    for n in range(5):
+        make_profile(f"Peintre Pro{n}", badges=[PRO_BADGE], description="peinture")
+    for n in range(7):
+        make_profile(f"Peintre {n}", description="peinture" if n % 2 else "")
+    make_profile("Peintre caché", badges=[PRO_BADGE], visible=False)
+    index_all()
+    everything = names(search_contractors("peintre", limit=100))
+    assert len(everything) == 12
+    assert [name.startswith("Peintre Pro") for name in everything] == [True] * 5 + [False] * 7
+
+    for limit in (1, 3, 5, 7):
+        pages = [names(search_contractors("peintre", limit=limit, offset=offset))
+                 for offset in range(0, 14, limit)]
+        assert [name for page in pages for name in page] == everything, limit
+        assert all(len(page) == limit for page in pages[:12 // limit])
+
+
 def test_hidden_profiles_are_never_found_and_come_back_when_visible_again():
     shown = make_profile("Peintre Gagnon")
     hidden = make_profile("Peintre Roy", visible=False)
