@@ -41,7 +41,7 @@ def test_benchmarketplace_indexes_every_profile_on_a_real_worker_and_times_searc
                                           "phrase", "french only"}
         assert search["max_ms"] >= search["p95_ms"] >= search["p50_ms"] > 0
         assert set(search["cpu_ms_per_query"]) == {"postgres", "django"}
-    assert report["search"]["label"] == "15 of the profiles Pro"  # one in twenty
+    assert report["search"]["label"] == "15 Pro profiles of 300"  # one in twenty
     assert report["bare_dramatiq"]["jobs"] == 200
     # The popularity the nightly run counted is the loaded data's; the rows are gone.
     assert TradeCategory.objects.filter(counted_at__isnull=False).count() == 20

@@ -115,7 +115,8 @@ class Command(BaseCommand):
             cursor.execute(f"ANALYZE {table}")
         pros = ContractorProfile.objects.filter(badges__contains=["pro"]).count()
         progress(f"timing {options['queries']:,} searches")
-        out["search"] = searches(options["queries"], f"{pros:,} of the profiles Pro")
+        out["search"] = searches(options["queries"], f"{pros:,} Pro profiles of "
+                                                     f"{ContractorProfile.objects.count():,}")
         out["nightly_next_night"] = phases("nothing changed since")
         # Search reads Pro profiles first: with none, a common word ranks all its matches.
         pro_ids = list(ContractorProfile.objects.filter(badges__contains=["pro"])
