@@ -248,3 +248,16 @@ def test_the_walk_rebuilds_only_changed_entries_and_all_of_a_renamed_category():
     assert names(search_contractors("tuyauteur")) == ["Gagnon et fils"]
     # force rebuilds whatever changed or not
     assert search_reindex_step(after_id=0, size=10, force=True).changed == 2
+
+
+def test_a_search_backend_that_cannot_be_used_is_a_system_check_error(settings):
+    from marketplace.checks import search_backend_check
+
+    assert search_backend_check() == []
+    settings.SEARCH_BACKEND = "marketplace.search.backends.Nowhere"
+    [error] = search_backend_check()
+    assert (error.id, "cannot be imported" in error.msg) == ("marketplace.E001", True)
+    settings.SEARCH_BACKEND = "marketplace.search.backends.SearchQuery"
+    [error] = search_backend_check()
+    assert (error.id, "has no index_profiles, search" in error.msg) == ("marketplace.E001",
+                                                                         True)
