@@ -1,434 +1,350 @@
-"""The marketplace benchmark behind ``manage.py benchmarketplace``: the nightly
-recalculation of 100,000 contractor profiles with 1,000,000 reviews, and search over them.
+"""The marketplace benchmark's data and its ratings measurement.
 
-1. :func:`load` writes the data set in set-based SQL (``generate_series``): contractors
-   with realistic EN and FR business names, trades, cities (weighted by population, 30 %
-   with their own coordinates, the rest placed at their city by the index), descriptions;
-   clients; one completed order per review, over the last two years; the reviews.
-2. Each :data:`PHASES` entry is one nightly job, run the way production runs it: its
-   actor sent by name (as the schedule does) to a real ``runworkergroup batch`` worker,
-   timed from the send until the phase says it is done. The issue's figure is the sum of
-   the phases. Adding a phase (the ratings' nightly recalculation) is one :class:`Phase`
-   in the list: a name, what to send, and how to tell it is done.
-3. :func:`run_queries` times ``search_contractors`` (in this process, through the
-   configured backend) on a fixed mix of queries: one and two words, accents or not,
-   English and French, with and without "near" and a category.
+:func:`load` fills the configured database (a bench database: it refuses to load beside
+another benchmark's marketplace rows) with ``profiles`` contractors and their profiles,
+twice as many clients, ``reviews`` completed orders each reviewed by its client, and a
+review of the client by the contractor on every ``client_review_every``-th order, all in
+set-based ``INSERT … SELECT generate_series`` chunks, then VACUUM ANALYZE (as autovacuum
+would have left the tables). Everything is derived from the row's position through
+``hashint8extended``, so two loads of the same size hold the same data:
+
+- orders per contractor are skewed (the busiest have thousands, most a handful; the last
+  10 % of profiles have none), spread over the last 365 days;
+- ratings average about 4.3; every contractor whose user id is 7 mod 50 is rated low
+  (about 2), so some profiles are hidden as persistently low rated;
+- contractors whose user id is 0 mod 4 accept within 2.5 hours (the rest within 30), so
+  some earn the fast-responder badge;
+- 1 % of profiles have no trade category, 1 % no city, 1 % an inactive account; every
+  20th has the subscription's ``pro`` badge (which the recalculation must keep);
+- business names, trades, cities and provinces are real-looking (the search index reads
+  them).
+
+:func:`ratings_run` then runs the nightly full recalculation the way production does (the
+``ratings_recalculate`` actor on a real ``runworkergroup batch`` worker, one chunk per
+message) and reports its duration (the run's own started → finished) and CPU.
 """
 
-import json
-import random
+from __future__ import annotations
+
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import datetime
+from dataclasses import dataclass
 from typing import Any
 
-import psutil
 from django.db import close_old_connections, connection, transaction
-from django.utils import timezone
 
-from bench.retention import CpuMeter
-from bench.runner import BenchConfig, percentile, process_cpu_s, start_workers
-from marketplace.models import City, ContractorProfile, Order, Review, TradeCategory, User
-from marketplace.search.selectors import search_contractors
-from marketplace.tasks import search_reindex
+from marketplace.models import (
+    ClientRating,
+    ContractorProfile,
+    Order,
+    RatingRun,
+    Review,
+    ReviewSubject,
+    User,
+)
 
 USER_PREFIX = "bench-mkt-"
 USER_DOMAIN = "@bench.jobsite.invalid"
+ORDER_TITLE = "Bench order"
+LOAD_CHUNK = 200_000  # orders (and their reviews) per INSERT … SELECT, each its own transaction
 POLL_S = 0.2
-LOAD_CHUNK = 250_000
 
-FIRST_NAMES = ["Liam", "Noah", "Olivia", "Emma", "William", "Charlotte", "Félix", "Léa",
-               "Gabriel", "Zoé", "Mathis", "Chloé", "Raj", "Priya", "Wei", "Mei", "Amir",
-               "Fatima", "Jacob", "Alice", "Étienne", "Rosalie", "Hugo", "Maëlle"]
-LAST_NAMES = ["Tremblay", "Gagnon", "Roy", "Côté", "Bouchard", "Gauthier", "Morin",
-              "Lavoie", "Fortin", "Gagné", "Ouellet", "Pelletier", "Bélanger", "Lévesque",
-              "Smith", "Brown", "Wilson", "MacDonald", "Taylor", "Campbell", "Anderson",
-              "Singh", "Chen", "Nguyen", "Patel", "Martin", "Leblanc", "Thériault", "Girard",
-              "O'Brien"]
-# slug → (English trade word, French trade word), as they appear in names and text.
-TRADE_WORDS = {
-    "plumbing": ("Plumbing", "Plomberie"), "electrical": ("Electric", "Électricien"),
-    "renovation": ("Renovations", "Rénovation"), "roofing": ("Roofing", "Toitures"),
-    "painting": ("Painting", "Peinture"), "carpentry": ("Carpentry", "Menuiserie"),
-    "hvac": ("Heating & Cooling", "Chauffage"), "landscaping": ("Landscaping", "Paysagiste"),
-    "flooring": ("Flooring", "Planchers"), "masonry": ("Masonry", "Maçonnerie"),
-    "cleaning": ("Cleaning", "Entretien ménager"), "moving": ("Movers", "Déménagement"),
-    "snow-removal": ("Snow Removal", "Déneigement"), "windows-doors": ("Windows & Doors",
-                                                                       "Portes et fenêtres"),
-    "drywall": ("Drywall", "Gypse"), "excavation": ("Excavation", "Excavation"),
-    "handyman": ("Handyman", "Homme à tout faire"), "kitchens": ("Kitchens", "Cuisines"),
-    "bathrooms": ("Bathrooms", "Salles de bain"), "pest-control": ("Pest Control",
-                                                                   "Extermination"),
-}
-SUFFIXES_EN = ["Inc.", "Ltd.", "Services", "Pro", "& Sons", "Experts", "Co."]
-SUFFIXES_FR = ["inc.", "et fils", "Services", "Pro", "enr.", "Experts", "ltée"]
-SENTENCES_EN = [
-    "Family business serving {city} and the surrounding area since {year}.",
-    "Licensed and insured, free estimates, work guaranteed for {n} years.",
-    "Residential and commercial {trade} with fast response times.",
-    "We specialise in renovations, repairs and new installations.",
-    "Emergency service available evenings and weekends.",
-    "Certified technicians, clean job sites and honest prices.",
-    "Over {n} hundred satisfied customers in {city}.",
-    "Small jobs welcome: no project too small.",
-    "Senior and student discounts on request.",
-    "We finish on time and on budget, every time.",
-    "Serving homeowners, landlords and property managers.",
-    "Ask about our maintenance plans for {trade}.",
-    "Bilingual team, English and French.",
-    "Proud member of the local chamber of commerce.",
-    "All work meets the building code and passes inspection.",
-    "Call us for a quote today.",
-    "Eco-friendly materials and careful clean-up.",
-    "Fully bonded; WSIB coverage for every worker.",
-]
-SENTENCES_FR = [
-    "Entreprise familiale au service de {city} et des environs depuis {year}.",
-    "Licence RBQ, assurances complètes, soumission gratuite, travaux garantis {n} ans.",
-    "{trade} résidentielle et commerciale, service rapide et courtois.",
-    "Spécialistes en rénovation, réparations et nouvelles installations.",
-    "Service d'urgence disponible le soir et la fin de semaine.",
-    "Techniciens certifiés, chantiers propres et prix honnêtes.",
-    "Plus de {n} cents clients satisfaits à {city}.",
-    "Petits travaux bienvenus : aucun projet n'est trop petit.",
-    "Rabais pour les aînés et les étudiants.",
-    "Travaux terminés dans les délais et le budget prévus.",
-    "Au service des propriétaires, des locataires et des gestionnaires d'immeubles.",
-    "Demandez nos plans d'entretien en {trade}.",
-    "Équipe bilingue, français et anglais.",
-    "Membre fier de la chambre de commerce locale.",
-    "Travaux conformes au code du bâtiment, inspection garantie.",
-    "Appelez-nous pour une estimation dès aujourd'hui.",
-    "Matériaux écologiques et nettoyage soigné.",
-    "Cautionnés et assurés; protection CNESST pour chaque employé.",
-]
-REVIEW_TEXTS = ["Great work, on time and clean.", "Travail impeccable, je recommande.",
-                "Fair price, would hire again.", "Un peu en retard mais très bon travail.",
-                "", "", "Excellent service!", "Très professionnel."]
+TRADES = ("plumbing", "electrical", "roofing", "painting", "renovation", "landscaping",
+          "hvac", "carpentry", "flooring", "masonry")
+CITIES = (("Toronto", "ON", "43.6532", "-79.3832"), ("Montréal", "QC", "45.5019", "-73.5674"),
+          ("Vancouver", "BC", "49.2827", "-123.1207"), ("Calgary", "AB", "51.0447", "-114.0719"),
+          ("Ottawa", "ON", "45.4215", "-75.6972"), ("Québec", "QC", "46.8139", "-71.2080"),
+          ("Winnipeg", "MB", "49.8951", "-97.1384"), ("Halifax", "NS", "44.6488", "-63.5752"),
+          ("Edmonton", "AB", "53.5461", "-113.4938"), ("Victoria", "BC", "48.4284", "-123.3656"))
+NAMES = ("Maple", "Northern", "True North", "Laurentian", "Prairie", "Coastal", "Summit",
+         "Lakeshore", "Boréal", "Harbour", "Cedar", "Granite")
+
+USER = User._meta.db_table
+PROFILE = ContractorProfile._meta.db_table
+ORDER = Order._meta.db_table
+REVIEW = Review._meta.db_table
+CLIENT_RATING = ClientRating._meta.db_table
+
+
+def _frac(column: str, seed: int) -> str:
+    """SQL: a deterministic number in [0, 1) from ``column`` (53 bits of a seeded hash)."""
+    return (f"((hashint8extended({column}, {seed}) & 9007199254740991)::float8 "
+            "/ 9007199254740992)")
+
+
+def _rating(column: str, low: str) -> str:
+    """SQL: a 1–5 rating from ``column``: mean about 4.3, or about 2 where ``low``."""
+    u = _frac(column, 11)
+    return (f"CASE WHEN {low} THEN CASE WHEN {u} < 0.4 THEN 1 WHEN {u} < 0.7 THEN 2 "
+            f"WHEN {u} < 0.9 THEN 3 ELSE 4 END "
+            f"ELSE CASE WHEN {u} < 0.03 THEN 1 WHEN {u} < 0.06 THEN 2 WHEN {u} < 0.15 THEN 3 "
+            f"WHEN {u} < 0.45 THEN 4 ELSE 5 END END")
+
+
+def _bench_users(kind: str) -> str:
+    """SQL: the ids of the benchmark's users of ``kind`` ('p' contractors, 'c' clients)."""
+    return f"SELECT id FROM {USER} WHERE starts_with(email, '{USER_PREFIX}{kind}')"
 
 
 @dataclass
 class Loaded:
     profiles: int
-    reviews: int
-    seconds: float
+    clients: int
+    orders: int
+    contractor_reviews: int
+    client_reviews: int
+    seconds: float = 0.0
 
 
-def _q(model) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
-
-
-def _bench_users_sql() -> str:
-    return f"SELECT id FROM {_q(User)} WHERE email LIKE '{USER_PREFIX}%%{USER_DOMAIN}'"
-
-
-def delete_bench_data() -> None:
-    """Delete every row an earlier run loaded (set-based: the ORM would load a million
-    reviews to cascade them)."""
-    users = _bench_users_sql()
+def counts() -> Loaded:
+    """What the database holds of the benchmark's rows now."""
     with connection.cursor() as cursor:
-        cursor.execute(f"DELETE FROM {_q(Review)} WHERE subject_id IN ({users})")
-        cursor.execute(f"DELETE FROM {_q(Order)} WHERE contractor_id IN ({users})")
-        cursor.execute(f"DELETE FROM {_q(ContractorProfile)} WHERE user_id IN ({users})")
-        cursor.execute(f"DELETE FROM {_q(User)} WHERE id IN ({users})")
+        cursor.execute(f"""
+            SELECT (SELECT count(*) FROM {PROFILE} WHERE user_id IN ({_bench_users('p')})),
+                   (SELECT count(*) FROM ({_bench_users('c')}) c),
+                   (SELECT count(*) FROM {ORDER} WHERE title = %s),
+                   (SELECT count(*) FROM {REVIEW} r JOIN {ORDER} o ON o.id = r.order_id
+                    WHERE o.title = %s AND r.subject_role = %s),
+                   (SELECT count(*) FROM {REVIEW} r JOIN {ORDER} o ON o.id = r.order_id
+                    WHERE o.title = %s AND r.subject_role = %s)""",
+                       [ORDER_TITLE, ORDER_TITLE, ReviewSubject.CONTRACTOR, ORDER_TITLE,
+                        ReviewSubject.CLIENT])
+        return Loaded(*cursor.fetchone())
 
 
-def _array(values: list[str]) -> str:
-    # Literal arrays of the word lists (no user input): '{"a","b"}'.
-    escaped = [v.replace("\\", "\\\\").replace('"', '\\"').replace("'", "''") for v in values]
-    return "('{" + ",".join(f'"{v}"' for v in escaped) + "}'::text[])"
+def delete_bench_data(progress: Callable[[str], None] = lambda _: None) -> None:
+    """Delete every row an earlier load made (set-based: the ORM would load millions)."""
+    with connection.cursor() as cursor:
+        users = f"SELECT id FROM {USER} WHERE starts_with(email, '{USER_PREFIX}')"
+        progress("deleting the benchmark's reviews and orders")
+        cursor.execute(f"DELETE FROM {REVIEW} WHERE order_id IN "
+                       f"(SELECT id FROM {ORDER} WHERE title = %s)", [ORDER_TITLE])
+        cursor.execute(f"DELETE FROM {ORDER} WHERE title = %s", [ORDER_TITLE])
+        progress("deleting the benchmark's profiles and users")
+        cursor.execute(f"DELETE FROM {CLIENT_RATING} WHERE user_id IN ({users})")
+        cursor.execute(f"DELETE FROM {PROFILE} WHERE user_id IN ({users})")
+        cursor.execute(f"DELETE FROM {USER} WHERE id IN ({users})")
 
 
-def _consecutive(first: int, last: int, count: int, what: str) -> None:
-    if last - first + 1 != count:
-        raise RuntimeError(f"{what}: {count} rows in ids {first}…{last}, not consecutive")
+def _foreign_rows() -> int:
+    """Marketplace profiles and orders that are not the benchmark's."""
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT (SELECT count(*) FROM {PROFILE} WHERE user_id NOT IN "
+                       f"({_bench_users('p')})) + (SELECT count(*) FROM {ORDER} "
+                       "WHERE title <> %s)", [ORDER_TITLE])
+        return cursor.fetchone()[0]
 
 
-def load(profiles: int, reviews: int, progress: Callable[[str], None] = lambda _: None,
-         seed: float = 0.42) -> Loaded:
-    """Load ``profiles`` contractors and ``reviews`` reviews (one order each) in
-    set-based SQL, then VACUUM ANALYZE (as autovacuum would have left the tables)."""
+def _insert_users(cursor, kind: str, count: int) -> list[int]:
+    contractor = kind == "p"
+    cursor.execute(f"""
+        INSERT INTO {USER} (password, last_login, is_superuser, email, first_name, last_name,
+                            preferred_language, time_zone, province, is_contractor, is_staff,
+                            is_active, date_joined, last_activity_at, email_verified_at)
+        SELECT '!', NULL, false, '{USER_PREFIX}{kind}' || s.i || '{USER_DOMAIN}', 'Bench', '',
+               CASE WHEN s.i %% 4 = 0 THEN 'fr' ELSE 'en' END, 'America/Toronto', 'ON',
+               %(contractor)s, false, NOT (%(contractor)s AND s.i %% 100 = 37),
+               now() - interval '400 days', now(), now()
+        FROM generate_series(1, %(count)s) AS s(i) ORDER BY s.i""",
+                   {"contractor": contractor, "count": count})
+    cursor.execute(_bench_users(kind) + " ORDER BY id")
+    return [row[0] for row in cursor.fetchall()]
+
+
+def load(profiles: int = 100_000, reviews: int = 1_000_000, *, client_review_every: int = 5,
+         progress: Callable[[str], None] = lambda _: None) -> Loaded:
+    """Load the benchmark's marketplace (the module docstring) after deleting any earlier
+    load. Raises RuntimeError beside rows that are not the benchmark's."""
     started = time.monotonic()
-    clients = max(10, profiles // 10)
-    cities = list(City.objects.values_list("pk", "population"))
-    if not cities:
-        raise RuntimeError("The City table is empty: run the migrations first.")
-    # Cities weighted by the square root of their population (the big ones dominate
-    # without leaving the small ones empty).
-    weighted = [pk for pk, population in cities
-                for _ in range(max(1, round((population or 1) ** 0.5 / 40)))]
-    slugs = list(TRADE_WORDS)
-    users, profiles_t, orders_t, reviews_t, cities_t = (
-        _q(User), _q(ContractorProfile), _q(Order), _q(Review), _q(City))
-    sentences_en, sentences_fr = _array(SENTENCES_EN), _array(SENTENCES_FR)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT setseed(%s)", [seed])
+    delete_bench_data(progress)
+    foreign = _foreign_rows()
+    if foreign:
+        raise RuntimeError(f"{foreign} profiles or orders are not the benchmark's: load it "
+                           "into a database of its own (BENCH_DATABASE_URL).")
+    clients = 2 * profiles
+    with transaction.atomic(), connection.cursor() as cursor:
         progress(f"loading {profiles:,} contractors and {clients:,} clients")
+        contractor_ids = _insert_users(cursor, "p", profiles)
+        client_ids = _insert_users(cursor, "c", clients)
+        trades = "ARRAY[" + ", ".join(f"'{t}'" for t in TRADES) + "]"
+        names = "ARRAY[" + ", ".join(f"'{n}'" for n in NAMES) + "]"
+        city = "ARRAY[" + ", ".join(f"'{c[0]}'" for c in CITIES) + "]"
+        province = "ARRAY[" + ", ".join(f"'{c[1]}'" for c in CITIES) + "]"
+        lat = "ARRAY[" + ", ".join(c[2] for c in CITIES) + "]"
+        lng = "ARRAY[" + ", ".join(c[3] for c in CITIES) + "]"
         cursor.execute(f"""
-            INSERT INTO {users} (email, password, first_name, last_name, preferred_language,
-                                 time_zone, province, is_contractor, is_staff, is_active,
-                                 is_superuser, date_joined)
-            SELECT '{USER_PREFIX}' || CASE WHEN s.i <= %(profiles)s THEN 'pro-' ELSE
-                   'client-' END || s.i || '{USER_DOMAIN}', '!', '', '',
-                   CASE WHEN s.i %% 2 = 0 THEN 'fr' ELSE 'en' END, 'America/Toronto', 'QC',
-                   s.i <= %(profiles)s, false, true, false, now()
-            FROM generate_series(1, %(total)s) AS s(i) ORDER BY s.i
-        """, {"profiles": profiles, "total": profiles + clients})
-        cursor.execute(f"SELECT min(id), max(id) FROM ({_bench_users_sql()}) u")
-        first_user, last_user = cursor.fetchone()
-        _consecutive(first_user, last_user, profiles + clients, "users")
-        first_client = first_user + profiles
+            INSERT INTO {PROFILE} (user_id, business_name, trade_categories, city, province,
+                                   latitude, longitude, rating_average, rating_count,
+                                   rating_bayesian, rating_updated_at, badges, is_visible,
+                                   hidden_reason, created_at)
+            SELECT u.id,
+                   ({names})[1 + u.n %% {len(NAMES)}] || ' '
+                       || initcap(({trades})[1 + u.n %% {len(TRADES)}]) || ' ' || u.n,
+                   CASE WHEN u.n %% 100 = 11 THEN '[]'::jsonb
+                        WHEN u.n %% 3 = 0 THEN jsonb_build_array(
+                            ({trades})[1 + u.n %% {len(TRADES)}],
+                            ({trades})[1 + (u.n / 7) %% {len(TRADES)}])
+                        ELSE jsonb_build_array(({trades})[1 + u.n %% {len(TRADES)}]) END,
+                   CASE WHEN u.n %% 100 = 23 THEN ''
+                        ELSE ({city})[1 + (u.n / 3) %% {len(CITIES)}] END,
+                   ({province})[1 + (u.n / 3) %% {len(CITIES)}],
+                   ({lat})[1 + (u.n / 3) %% {len(CITIES)}] + (u.n %% 1000) / 10000.0,
+                   ({lng})[1 + (u.n / 3) %% {len(CITIES)}] - (u.n %% 997) / 10000.0,
+                   0, 0, 0, NULL,
+                   CASE WHEN u.n %% 20 = 0 THEN '["pro"]'::jsonb ELSE '[]'::jsonb END,
+                   true, '', now() - interval '400 days'
+            FROM (SELECT id, row_number() OVER (ORDER BY id) AS n
+                  FROM unnest(%(ids)s::bigint[]) AS id) u""", {"ids": contractor_ids})
 
-        progress(f"loading {profiles:,} contractor profiles")
-        cursor.execute(f"""
-            INSERT INTO {profiles_t} (user_id, business_name, trade_categories, city,
-                                      province, latitude, longitude, rating_average,
-                                      rating_count, badges, is_visible, created_at,
-                                      description)
-            SELECT %(first)s + s.i - 1,
-                   CASE WHEN french THEN t.fr || ' ' || last_name || ' ' || suffix_fr
-                        ELSE last_name || ' ' || t.en || ' ' || suffix_en END,
-                   to_jsonb(trades), c.name, c.province,
-                   CASE WHEN own THEN round((c.latitude + jitter_lat)::numeric, 6) END,
-                   CASE WHEN own THEN round((c.longitude + jitter_lng)::numeric, 6) END,
-                   0, 0, CASE WHEN s.i %% 20 = 0 THEN '["pro"]'::jsonb ELSE '[]' END,
-                   s.i %% 25 <> 0, now(),
-                   replace(replace(replace(replace(
-                     CASE WHEN french THEN {sentences_fr}[s.a] || ' ' || {sentences_fr}[s.b]
-                                           || ' ' || {sentences_fr}[s.c]
-                          ELSE {sentences_en}[s.a] || ' ' || {sentences_en}[s.b] || ' '
-                               || {sentences_en}[s.c] END,
-                     '{{city}}', c.name), '{{year}}', (1970 + s.i %% 50)::text),
-                     '{{n}}', (1 + s.i %% 10)::text),
-                     '{{trade}}', CASE WHEN french THEN t.fr ELSE lower(t.en) END)
-            FROM (
-                SELECT i, random() < 0.3 AS own,
-                       -- three different sentences of the eighteen
-                       1 + (i %% 18) AS a, 1 + ((i + 1 + (i / 18) %% 8) %% 18) AS b,
-                       1 + ((i + 9 + (i / 144) %% 8) %% 18) AS c,
-                       (random() - 0.5) * 0.2 AS jitter_lat,
-                       (random() - 0.5) * 0.3 AS jitter_lng,
-                       (%(cities)s::bigint[])[1 + floor(random() * %(n_cities)s)::int]
-                         AS city_id,
-                       (%(last)s::text[])[1 + floor(random() * %(n_last)s)::int] AS last_name,
-                       (%(suffix_en)s::text[])[1 + i %% 7] AS suffix_en,
-                       (%(suffix_fr)s::text[])[1 + i %% 7] AS suffix_fr,
-                       -- one to three trades, the first one skewed to the common ones
-                       ARRAY(SELECT DISTINCT (%(slugs)s::text[])[
-                               1 + floor(power(random(), 1.3) * %(n_slugs)s)::int]
-                             FROM generate_series(1, 1 + (i %% 3)) WHERE i > 0) AS trades
-                FROM generate_series(1, %(profiles)s) AS g(i)
-            ) AS s
-            JOIN {cities_t} c ON c.id = s.city_id
-            CROSS JOIN LATERAL (SELECT c.province = 'QC' OR (c.province IN ('NB', 'ON')
-                                       AND s.i %% 5 = 0) AS french) f
-            CROSS JOIN LATERAL (
-                SELECT w.en, w.fr FROM jsonb_each_text(%(words)s::jsonb) e(slug, pair)
-                CROSS JOIN LATERAL (SELECT e.pair::jsonb ->> 0 AS en,
-                                           e.pair::jsonb ->> 1 AS fr) w
-                WHERE e.slug = s.trades[1]) t
-            ORDER BY s.i
-        """, {"first": first_user, "profiles": profiles, "cities": weighted,
-              "n_cities": len(weighted), "last": LAST_NAMES, "n_last": len(LAST_NAMES),
-              "suffix_en": SUFFIXES_EN, "suffix_fr": SUFFIXES_FR, "slugs": slugs,
-              "n_slugs": len(slugs),
-              "words": json.dumps({k: list(v) for k, v in TRADE_WORDS.items()})})
-        cursor.execute(f"SELECT count(*) FROM {profiles_t} WHERE user_id BETWEEN %s AND %s",
-                       [first_user, first_client - 1])
-        if cursor.fetchone()[0] != profiles:
-            raise RuntimeError("not every contractor got a profile")
+    active = int(profiles * 0.9)
+    orders_sql = f"""
+        INSERT INTO {ORDER} (client_id, contractor_id, title, status, subtotal_cents,
+                             tax_cents, total_cents, currency, province, created_at,
+                             updated_at, accepted_at, completed_at)
+        SELECT x.client_id, x.contractor_id, '{ORDER_TITLE}', 'completed', x.sub,
+               x.sub * 13 / 100, x.sub + x.sub * 13 / 100, 'CAD', 'ON', x.created,
+               x.created + x.response + interval '2 days', x.created + x.response,
+               x.created + x.response + interval '2 days'
+        FROM (
+            SELECT s.i, y.contractor_id,
+                   (%(clients)s::bigint[])[1 + floor(%(n_clients)s * {_frac('s.i', 2)})::int]
+                       AS client_id,
+                   10000 + s.i %% 90000 AS sub,
+                   now() - {_frac('s.i', 4)} * interval '365 days' AS created,
+                   CASE WHEN y.contractor_id %% 4 = 0
+                        THEN {_frac('s.i', 5)} * interval '150 minutes'
+                        ELSE {_frac('s.i', 5)} * interval '30 hours' END AS response
+            FROM generate_series(%(first)s, %(last)s) AS s(i)
+            CROSS JOIN LATERAL (SELECT (%(contractors)s::bigint[])
+                [1 + floor(%(active)s * power({_frac('s.i', 1)}, 2))::int] AS contractor_id) y
+        ) x ORDER BY x.i"""
+    for first in range(1, reviews + 1, LOAD_CHUNK):
+        last = min(first + LOAD_CHUNK - 1, reviews)
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(orders_sql, {"clients": client_ids, "n_clients": clients,
+                                        "contractors": contractor_ids, "active": active,
+                                        "first": first, "last": last})
+        progress(f"loaded {last:,} of {reviews:,} orders")
 
-        for start in range(1, reviews + 1, LOAD_CHUNK):
-            end = min(start + LOAD_CHUNK - 1, reviews)
-            with transaction.atomic():
-                cursor.execute(f"""
-                    INSERT INTO {orders_t} (client_id, contractor_id, title, status,
-                                            subtotal_cents, tax_cents, total_cents, currency,
-                                            province, created_at, updated_at, completed_at)
-                    SELECT %(clients)s + (s.i::bigint * 7919) %% %(n_clients)s,
-                           %(first)s + (s.i::bigint * 104729) %% %(profiles)s,
-                           'Bench job ' || s.i, 'completed', 20000, 2600, 22600, 'CAD', 'QC',
-                           now() - (s.i %% 730) * interval '1 day',
-                           now(), now() - (s.i %% 730) * interval '1 day' + interval '3 days'
-                    FROM generate_series(%(start)s, %(end)s) AS s(i) ORDER BY s.i
-                    RETURNING id
-                """, {"clients": first_client, "n_clients": clients, "first": first_user,
-                      "profiles": profiles, "start": start, "end": end})
-                order_ids = [row[0] for row in cursor.fetchall()]
-                _consecutive(order_ids[0], order_ids[-1], len(order_ids), "orders")
-                cursor.execute(f"""
-                    INSERT INTO {reviews_t} (order_id, author_id, subject_id, rating, text,
-                                             created_at)
-                    SELECT o.id, o.client_id, o.contractor_id,
-                           1 + floor(power(random(), 0.35) * 4.999)::int,
-                           (%(texts)s::text[])[1 + o.id %% %(n_texts)s],
-                           o.completed_at + interval '1 day'
-                    FROM {orders_t} o WHERE o.id BETWEEN %(first_order)s AND %(last_order)s
-                """, {"texts": REVIEW_TEXTS, "n_texts": len(REVIEW_TEXTS),
-                      "first_order": order_ids[0], "last_order": order_ids[-1]})
-            progress(f"loaded {end:,} of {reviews:,} orders and reviews")
-        progress("VACUUM ANALYZE")
-        for table in (users, profiles_t, orders_t, reviews_t):
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT min(id), max(id) FROM {ORDER} WHERE title = %s", [ORDER_TITLE])
+        low, high = cursor.fetchone()
+    reviews_sql = f"""
+        INSERT INTO {REVIEW} (order_id, author_id, subject_id, subject_role, rating, text,
+                              created_at, edited_at)
+        SELECT o.id, o.client_id, o.contractor_id, '{ReviewSubject.CONTRACTOR}',
+               {_rating('o.id', 'o.contractor_id %% 50 = 7')},
+               CASE WHEN o.id %% 3 = 0 THEN 'Good work, on time.' ELSE '' END,
+               o.completed_at, NULL::timestamptz
+        FROM {ORDER} o WHERE o.id BETWEEN %(low)s AND %(high)s AND o.title = '{ORDER_TITLE}'
+        UNION ALL
+        SELECT o.id, o.contractor_id, o.client_id, '{ReviewSubject.CLIENT}',
+               {_rating('o.id + 1', 'false')}, '', o.completed_at, NULL
+        FROM {ORDER} o WHERE o.id BETWEEN %(low)s AND %(high)s AND o.title = '{ORDER_TITLE}'
+                         AND o.id %% %(every)s = 0"""
+    for chunk_low in range(low, high + 1, LOAD_CHUNK):
+        chunk_high = min(chunk_low + LOAD_CHUNK - 1, high)
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute(reviews_sql, {"low": chunk_low, "high": chunk_high,
+                                         "every": client_review_every})
+        progress(f"reviewed orders up to id {chunk_high:,} ({low:,}…{high:,})")
+
+    with connection.cursor() as cursor:
+        for table in (USER, PROFILE, ORDER, REVIEW, CLIENT_RATING):
+            progress(f"VACUUM ANALYZE {table}")
             cursor.execute(f"VACUUM (ANALYZE) {table}")
-    return Loaded(profiles=profiles, reviews=reviews, seconds=time.monotonic() - started)
+    loaded = counts()
+    loaded.seconds = time.monotonic() - started
+    return loaded
 
 
-# --- Nightly phases ----------------------------------------------------------------------
+def ratings_reset(progress: Callable[[str], None] = lambda _: None) -> None:
+    """Put the benchmark's profiles back to never recalculated (figures zero, computed
+    badges and client ratings gone, all visible), as :func:`load` leaves them, so the
+    next run writes every row again."""
+    from marketplace.badges import COMPUTED_BADGES
+
+    progress("resetting the profiles' ratings")
+    with transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute(f"""
+            UPDATE {PROFILE} SET rating_average = 0, rating_count = 0, rating_bayesian = 0,
+                                 rating_updated_at = NULL, badges = badges - %s::text[],
+                                 is_visible = true, hidden_reason = ''
+            WHERE user_id IN ({_bench_users('p')})""", [list(COMPUTED_BADGES)])
+        cursor.execute(f"DELETE FROM {CLIENT_RATING} WHERE user_id IN ({_bench_users('c')})")
+    with connection.cursor() as cursor:
+        for table in (PROFILE, CLIENT_RATING):
+            cursor.execute(f"VACUUM (ANALYZE) {table}")
 
 
-@dataclass
-class Phase:
-    """One nightly job: ``send`` enqueues it as its schedule would; ``done(since)`` says
-    whether a run sent at ``since`` has finished (read from the rows it writes)."""
-
-    name: str
-    send: Callable[[], None]
-    done: Callable[[datetime], bool]
-    # What the run did, read after it finished (counts for the report).
-    summary: Callable[[], dict[str, Any]] = field(default=lambda: {})
-
-
-def _search_reindex_done(since: datetime) -> bool:
-    # The walk's last step enqueues the popularity count: that is the end of the run.
-    return TradeCategory.objects.filter(counted_at__gte=since).exists()
-
-
-def _search_summary() -> dict[str, Any]:
-    indexed = ContractorProfile.objects.filter(search_vector__isnull=False).count()
-    placed = ContractorProfile.objects.filter(search_latitude__isnull=False).count()
-    return {"profiles_indexed": indexed, "profiles_placed": placed}
-
-
-#: The nightly jobs, in the order the night runs them (the README's schedule table).
-PHASES: list[Phase] = [
-    Phase("search-reindex", send=lambda: search_reindex.send(),
-          done=_search_reindex_done, summary=_search_summary),
-]
-
-
-@dataclass
-class PhaseResult:
-    name: str
-    wall_s: float
-    cpu: dict[str, float]
-    summary: dict[str, Any]
+def ratings_verify(loaded: Loaded) -> list[str]:
+    """What a finished full run got wrong, checked apart from its SQL: a profile whose
+    count or average is not its reviews', a client rating likewise, a subscription badge
+    lost (every 20th profile has one)."""
+    problems = []
+    with connection.cursor() as cursor:
+        cursor.execute(f"""
+            SELECT count(*) FROM {PROFILE} p
+            LEFT JOIN (SELECT subject_id, count(*) AS n, avg(rating) AS a FROM {REVIEW}
+                       WHERE subject_role = %s GROUP BY subject_id) r ON r.subject_id = p.user_id
+            WHERE p.user_id IN ({_bench_users('p')})
+              AND (p.rating_count <> coalesce(r.n, 0)
+                   OR p.rating_average <> round(coalesce(r.a, 0), 2))""",
+                       [ReviewSubject.CONTRACTOR])
+        if wrong := cursor.fetchone()[0]:
+            problems.append(f"{wrong} profiles' count or average is not their reviews'")
+        cursor.execute(f"""
+            SELECT count(*) FROM (SELECT subject_id, count(*) AS n, avg(rating) AS a
+                                  FROM {REVIEW} WHERE subject_role = %s GROUP BY subject_id) r
+            FULL JOIN {CLIENT_RATING} cr ON cr.user_id = r.subject_id
+            WHERE cr.user_id IS NULL OR r.subject_id IS NULL OR cr.rating_count <> r.n
+               OR cr.rating_average <> round(r.a, 2)""", [ReviewSubject.CLIENT])
+        if wrong := cursor.fetchone()[0]:
+            problems.append(f"{wrong} client ratings are not their reviews'")
+        cursor.execute(f"SELECT count(*) FROM {PROFILE} WHERE badges ? 'pro' "
+                       f"AND user_id IN ({_bench_users('p')})")
+        if (pro := cursor.fetchone()[0]) != loaded.profiles // 20:
+            problems.append(f"{pro} profiles have the pro badge, not {loaded.profiles // 20}")
+    return problems
 
 
-def run_phases(phases: list[Phase], *, threads: int, timeout_s: float,
-               progress: Callable[[str], None] = lambda _: None) -> list[PhaseResult]:
-    """Run each phase on one real ``runworkergroup batch`` worker, one after the other."""
+def ratings_run(*, timeout_s: float = 600.0, threads: int = 1,
+                progress: Callable[[str], None] = lambda _: None) -> dict[str, Any]:
+    """Run the full recalculation through the ``ratings_recalculate`` actor on a real
+    ``runworkergroup batch`` worker and wait for its run to finish. Returns the run's
+    duration (its started_at → finished_at), the wall time from the send, its counts and
+    the CPU of the worker and of PostgreSQL."""
+    from bench.retention import CpuMeter
+    from bench.runner import BenchConfig, start_workers
+    from marketplace.tasks import ratings_recalculate
+
     workers = start_workers("batch", BenchConfig(workloads=[], counts={}, processes=1,
                                                   threads=threads, timeout_s=timeout_s))
-    results = []
     try:
-        for phase in phases:
-            progress(f"{phase.name}: sent; waiting for it to finish")
-            cpu = CpuMeter(workers)
-            since = timezone.now()
-            began = time.monotonic()
-            phase.send()
-            deadline = began + timeout_s
-            while not phase.done(since):
-                if workers.process.poll() is not None:
-                    raise RuntimeError(f"the batch worker exited:\n{workers.log_tail()}")
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"{phase.name} did not finish within {timeout_s:.0f} s"
-                                       f":\n{workers.log_tail()}")
-                cpu.sample()
-                time.sleep(POLL_S)
-            wall = time.monotonic() - began
-            results.append(PhaseResult(phase.name, wall, cpu.result(wall), phase.summary()))
-            progress(f"{phase.name}: {wall:.1f} s")
+        before = RatingRun.objects.order_by("-pk").values_list("pk", flat=True).first() or 0
+        cpu = CpuMeter(workers)
+        sent = time.time()
+        ratings_recalculate.send()
+        progress("ratings_recalculate sent; waiting for the run to finish")
+        deadline = time.monotonic() + timeout_s
+        while True:
+            if workers.process.poll() is not None:
+                raise RuntimeError(f"the batch worker exited:\n{workers.log_tail()}")
+            run = RatingRun.objects.filter(pk__gt=before).order_by("pk").first()
+            if run is not None and run.status != RatingRun.Status.RUNNING:
+                break
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the run did not finish within {timeout_s:.0f} s")
+            cpu.sample()
+            time.sleep(POLL_S)
+        wall = run.finished_at.timestamp() - sent
+        return {"run_id": run.pk, "status": run.status,
+                "run_s": round((run.finished_at - run.started_at).total_seconds(), 2),
+                "wall_s": round(wall, 2), "counts": run.counts,
+                "priors": {"contractor": str(run.contractor_prior_mean),
+                           "client": str(run.client_prior_mean),
+                           "confidence": str(run.confidence)},
+                "cpu": cpu.result(wall)}
     finally:
         workers.stop()
         close_old_connections()
-    return results
-
-
-# --- Search queries ------------------------------------------------------------------------
-
-
-def query_mix(count: int, seed: int = 7) -> list[tuple[str, dict[str, Any]]]:
-    """``count`` (kind, search_contractors arguments) of the mix the module docstring
-    describes, the same for a seed."""
-    rng = random.Random(seed)
-    words = [w for pair in TRADE_WORDS.values() for w in pair]
-    folded_words = ["electricien", "renovation", "maconnerie", "demenagement", "deneigement",
-                    "plombier", "toiture", "peintre", "couvreur", "electrician", "plumber",
-                    "roofer", "painter", "paysagiste", "thermopompe"]
-    cities = ["Montréal", "Toronto", "Laval", "Québec", "Calgary", "Ottawa", "Gatineau",
-              "Vancouver", "Sherbrooke", "Halifax", "Winnipeg", "Trois-Rivières", "Lévis"]
-    mix = []
-    for n in range(count):
-        kind = ("one word", "one word unaccented", "two words", "name", "near", "category",
-                "near and category", "phrase", "french only")[n % 9]
-        word = rng.choice(words).split()[0]
-        args: dict[str, Any] = {}
-        if kind == "one word":
-            query = word
-        elif kind == "one word unaccented":
-            query = rng.choice(folded_words)
-        elif kind == "two words":
-            query = f"{rng.choice(folded_words)} {rng.choice(cities)}"
-        elif kind == "name":
-            query = f"{rng.choice(LAST_NAMES)} {word}"
-        elif kind == "near":
-            query, args = word, {"near": rng.choice(cities)}
-        elif kind == "category":
-            query, args = rng.choice(["urgence", "emergency", "licensed", "gratuite",
-                                      "commercial"]), {"category": rng.choice(list(TRADE_WORDS))}
-        elif kind == "near and category":
-            query, args = "", {"near": rng.choice(cities),
-                               "category": rng.choice(list(TRADE_WORDS))}
-        elif kind == "phrase":
-            query = rng.choice(['"free estimates"', '"emergency service"', '"small jobs"',
-                                '"soumission gratuite"', '"petits travaux"',
-                                '"équipe bilingue"'])
-        else:
-            query, args = rng.choice(folded_words), {"language": "fr"}
-        mix.append((kind, {"query": query, **args}))
-    return mix
-
-
-@dataclass
-class QueryTimes:
-    ms: list[float]
-    by_kind: dict[str, list[float]]
-    results: int  # hits returned in all, to show the queries found something
-    empty: int  # queries that found nothing
-    # CPU milliseconds per query, on average: the PostgreSQL backend that answered, and
-    # this process (Django, the driver). Steadier than wall time on a shared machine.
-    cpu_ms: dict[str, float] = field(default_factory=dict)
-
-
-def run_queries(count: int, *, warmup: int = 50) -> QueryTimes:
-    mix = query_mix(count)
-    for _, args in query_mix(warmup, seed=99):
-        search_contractors(args.pop("query"), **args)
-    with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_backend_pid()")
-        backend = psutil.Process(cursor.fetchone()[0])
-    own = psutil.Process()
-    cpu_before = (process_cpu_s(backend), process_cpu_s(own))
-    times, by_kind, results, empty = [], {}, 0, 0
-    for kind, args in mix:
-        args = dict(args)
-        query = args.pop("query")
-        began = time.perf_counter()
-        hits = search_contractors(query, **args)
-        ms = (time.perf_counter() - began) * 1000
-        times.append(ms)
-        by_kind.setdefault(kind, []).append(ms)
-        results += len(hits)
-        empty += not hits
-    postgres, django = (process_cpu_s(backend) - cpu_before[0],
-                        process_cpu_s(own) - cpu_before[1])
-    return QueryTimes(ms=times, by_kind=by_kind, results=results, empty=empty,
-                      cpu_ms={"postgres": round(postgres / len(mix) * 1000, 2),
-                              "django": round(django / len(mix) * 1000, 2)})
-
-
-def latency(ms: list[float]) -> dict[str, float | None]:
-    return {f"p{p}_ms": None if not ms else round(percentile(ms, p), 2) for p in (50, 95, 99)} | {
-        "max_ms": round(max(ms), 2) if ms else None}

@@ -906,6 +906,14 @@ def _run(config: BenchConfig, progress: Callable[[str], None]) -> list[Result]:
     return [results[name] for name in config.workloads]
 
 
+def bare_baseline(count: int, progress: Callable[[str], None]) -> "Result":
+    """The bare-Dramatiq no-op row of a benchmark's run (2 processes × 8 threads): how fast
+    this shared machine is right now (README "Performance": every figure with it)."""
+    [bare] = run(BenchConfig(workloads=["bare"], counts={"bare": count}, processes=2,
+                             threads=8, timeout_s=120.0), progress)
+    return bare
+
+
 def machine() -> dict[str, Any]:
     model = ""
     try:
@@ -929,23 +937,13 @@ def machine() -> dict[str, Any]:
     }
 
 
-# --- What the one-off benchmark commands share (benchretention, benchmarketplace) -----------
+# --- What the one-off benchmark commands share -------------------------------------------
 
 
 def add_bare_count_argument(parser) -> None:
     parser.add_argument("--bare-count", type=int, default=20_000,
                         help="bare-Dramatiq no-ops measured first, the machine's speed in "
                              "this run (0: skip; default 20,000)")
-
-
-def bare_baseline(count: int, progress: Callable[[str], None]) -> dict[str, int] | None:
-    """The bare-Dramatiq no-op row of this run: how fast this shared machine is right now
-    (README "Performance": every figure is quoted with it). ``None`` for ``count`` 0."""
-    if count <= 0:
-        return None
-    [bare] = run(BenchConfig(workloads=["bare"], counts={"bare": count}, processes=2,
-                             threads=8, timeout_s=120.0), progress)
-    return {"jobs": bare.jobs, "jobs_per_min": round(bare.jobs_per_min)}
 
 
 def render_machine(m: dict[str, Any], bare: dict[str, int] | None) -> list[str]:

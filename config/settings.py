@@ -79,6 +79,7 @@ INSTALLED_APPS = [
     "media",
     "payments",
     "retention",
+    "analytics",
 ]
 
 MIDDLEWARE = [
@@ -367,6 +368,18 @@ ONESIGNAL_ANDROID_CHANNEL_ID = env.str("ONESIGNAL_ANDROID_CHANNEL_ID", default="
 # Users per OneSignal request of a campaign (its documents say 2,000 or 20,000: 2,000).
 PUSH_BATCH_SIZE = env.int("PUSH_BATCH_SIZE", default=2000)
 
+# --- Marketplace: ratings, badges, visibility (marketplace.ratings) ----------------------
+# A review written, edited or removed recalculates its subject's rating this many seconds
+# after the first change of a burst (one run per burst).
+RATING_RECALC_DEBOUNCE_SECONDS = env.float("RATING_RECALC_DEBOUNCE_SECONDS", default=60)
+# C of the Bayesian average (C·m + sum) / (C + n): reviews' worth of the platform mean.
+RATING_BAYESIAN_CONFIDENCE = env.int("RATING_BAYESIAN_CONFIDENCE", default=10)
+# Profiles (then users) per chunk of the nightly full recalculation: one transaction each.
+RATING_RECALC_CHUNK_SIZE = env.int("RATING_RECALC_CHUNK_SIZE", default=5000)
+if RATING_BAYESIAN_CONFIDENCE < 1 or RATING_RECALC_CHUNK_SIZE < 1:
+    raise ImproperlyConfigured("RATING_BAYESIAN_CONFIDENCE and RATING_RECALC_CHUNK_SIZE must "
+                               "be at least 1")
+
 # --- Contractor search (marketplace.search) ------------------------------------------
 # The engine that answers searches (a dotted path; README "Search" on adding OpenSearch).
 SEARCH_BACKEND = env.str("SEARCH_BACKEND",
@@ -402,6 +415,11 @@ SECURITY_AUDIT_FAILED_LOGIN_THRESHOLD = env.int("SECURITY_AUDIT_FAILED_LOGIN_THR
                                                 default=50)
 SECURITY_AUDIT_FAILED_LOGIN_PER_ACCOUNT = env.int("SECURITY_AUDIT_FAILED_LOGIN_PER_ACCOUNT",
                                                   default=10)
+
+# --- Statistics (analytics) -------------------------------------------------------------
+# A figure that counts people (users by role, by province) is stored only when at least this
+# many people are in the group; smaller groups are stored as NULL and flagged suppressed.
+ANALYTICS_MIN_GROUP_SIZE = env.int("ANALYTICS_MIN_GROUP_SIZE", default=5)
 
 # --- Logging: one JSON object per line on stderr ----------------------------------------
 LOG_LEVEL = env.str("LOG_LEVEL", default="INFO")

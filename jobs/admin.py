@@ -29,6 +29,20 @@ for internal in (DjangoJob, DjangoJobExecution, Task):
         admin.site.unregister(internal)
 
 
+class ReadOnlyAdmin(admin.ModelAdmin):
+    """Records a job or service writes: staff view them, never add, change or delete
+    them here (any app's admin may build on it)."""
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+
 # --- Failed jobs ------------------------------------------------------------------------
 
 
@@ -292,19 +306,10 @@ class OperationsReportAdmin(admin.ModelAdmin):
 
 
 @admin.register(BrokerEpoch)
-class BrokerEpochAdmin(admin.ModelAdmin):
+class BrokerEpochAdmin(ReadOnlyAdmin):
     """When Redis lost its data, and what was re-driven (README "Reliability")."""
 
     list_display = ["created_at", "data_lost_at", "recovered_at", "redriven"]
     list_filter = [("data_lost_at", admin.EmptyFieldListFilter)]
     fields = ["created_at", "data_lost_at", "recovered_at", "redriven"]
     readonly_fields = fields
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False

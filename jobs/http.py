@@ -28,9 +28,14 @@ MAX_JSON_DEPTH = 32
 ENDPOINT_LIMITS: dict[str, RateLimit] = {
     # POST /orders/<id>/review: a review enqueues the contractor's rating recalculation.
     "review-create": RateLimit(purpose="endpoint:review-create", limit=10, period_seconds=3600),
+    # PATCH/DELETE /reviews/<id>: an edit of the rating or a removal enqueues the same.
+    "review-change": RateLimit(purpose="endpoint:review-change", limit=20, period_seconds=3600),
     # POST /orders/<id>/pay: starts a payment (a PaymentIntent at Stripe, a pending row).
     "payment-start": RateLimit(purpose="endpoint:payment-start", limit=10,
                                period_seconds=3600),
+    # GET /account/subscription: opens a Stripe customer-portal session (an API call).
+    "billing-portal": RateLimit(purpose="endpoint:billing-portal", limit=20,
+                                period_seconds=3600),
     # POST /push/devices: registers a device (no job; a misbehaving app must not flood it).
     "device-register": RateLimit(purpose="endpoint:device-register", limit=30,
                                  period_seconds=3600),

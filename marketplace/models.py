@@ -107,6 +107,17 @@ class User(AbstractBaseUser, PermissionsMixin):
         return self.first_name
 
 
+class HiddenReason(models.TextChoices):
+    """Why a contractor profile is hidden from search (``marketplace.badges.HIDING_RULES``
+    holds the rules; blank: visible)."""
+
+    ACCOUNT_INACTIVE = "account_inactive", "Account deactivated or deleted"
+    NO_TRADE_CATEGORY = "no_trade_category", "Incomplete: no trade category"
+    NO_CITY = "no_city", "Incomplete: no city"
+    NO_PROVINCE = "no_province", "Incomplete: no province"
+    LOW_RATED = "low_rated", "Persistently low rated"
+
+
 # A visible profile with the badge of a Pro subscription (payments.models.subscriptions).
 PRO_VISIBLE = models.Q(badges__contains=["pro"], is_visible=True)
 
@@ -119,11 +130,21 @@ class ContractorProfile(models.Model):
     province = models.CharField(max_length=2, choices=Province.choices)
     latitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
     longitude = models.DecimalField(max_digits=9, decimal_places=6, null=True, blank=True)
-    rating_average = models.DecimalField(max_digits=3, decimal_places=2, default=0)
+    # Rating figures, badges and visibility are written by ``marketplace.ratings`` only
+    # (from the reviews, orders and the rules in ``marketplace.badges``), never edited.
+    rating_average = models.DecimalField(max_digits=3, decimal_places=2, default=0,
+                                         help_text="Plain average of the reviews.")
     rating_count = models.PositiveIntegerField(default=0)
-    rating_updated_at = models.DateTimeField(null=True, blank=True)
+    # (C·m + sum) / (C + n): see marketplace.ratings. Search and listings rank on it.
+    rating_bayesian = models.DecimalField(max_digits=5, decimal_places=4, default=0,
+                                          help_text="Bayesian average (ranking).")
+    rating_updated_at = models.DateTimeField(
+        null=True, blank=True, help_text="When the rating figures, badges or visibility last "
+                                         "changed.")
     badges = models.JSONField(default=list, blank=True)
     is_visible = models.BooleanField(default=True)
+    hidden_reason = models.CharField(max_length=30, choices=HiddenReason.choices, blank=True,
+                                     help_text="Why the profile is hidden from search.")
     created_at = models.DateTimeField(default=timezone.now)
     # What the contractor says about their work (EN or FR); searched, with the least weight.
     description = models.TextField(blank=True)
@@ -173,8 +194,10 @@ class OrderStatus(models.TextChoices):
 
 class Order(models.Model):
     client = models.ForeignKey(User, on_delete=models.PROTECT, related_name="orders_placed")
+    # Indexed by order_contractor_accepted below (it leads with the contractor).
     contractor = models.ForeignKey(
-        User, on_delete=models.PROTECT, related_name="orders_taken", null=True, blank=True
+        User, on_delete=models.PROTECT, related_name="orders_taken", null=True, blank=True,
+        db_index=False,
     )
     title = models.CharField(max_length=200)
     status = models.CharField(
@@ -187,6 +210,8 @@ class Order(models.Model):
     province = models.CharField(max_length=2, choices=Province.choices)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(auto_now=True)
+    # When a contractor took the order (the fast-responder badge measures created → accepted).
+    accepted_at = models.DateTimeField(null=True, blank=True)
     completed_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -197,20 +222,44 @@ class Order(models.Model):
                 name="order_total_is_subtotal_plus_tax",
             ),
         ]
+        indexes = [
+            # The ratings read a contractor's completed orders and recent acceptances from
+            # this index alone (index-only scans): measured 5x faster than the plain FK
+            # index on the nightly run (README "Ratings, badges and visibility").
+            models.Index(fields=["contractor", "accepted_at"], include=["created_at", "status"],
+                         name="order_contractor_accepted"),
+        ]
 
     def __str__(self) -> str:
         return f"Order #{self.pk}"
 
 
+class ReviewSubject(models.TextChoices):
+    """Who a review rates: the order's contractor (written by its client) or the order's
+    client (written by its contractor)."""
+
+    CONTRACTOR = "contractor", "Contractor (by the client)"
+    CLIENT = "client", "Client (by the contractor)"
+
+
 class Review(models.Model):
+    """One side's review of the other on a completed order. Written, edited and removed
+    through ``marketplace.reviews``; a removed review is deleted (it stops counting
+    everywhere, and the audit trail keeps who removed it, when, and its rating)."""
+
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="reviews")
     author = models.ForeignKey(User, on_delete=models.CASCADE, related_name="reviews_written")
-    subject = models.ForeignKey(User, on_delete=models.CASCADE, related_name="reviews_received")
+    # Indexed by the (subject, subject_role) index below, which serves the FK too.
+    subject = models.ForeignKey(User, on_delete=models.CASCADE, related_name="reviews_received",
+                                db_index=False)
+    subject_role = models.CharField(max_length=10, choices=ReviewSubject.choices,
+                                    default=ReviewSubject.CONTRACTOR)
     rating = models.PositiveSmallIntegerField(
         validators=[MinValueValidator(1), MaxValueValidator(5)]
     )
     text = models.TextField(blank=True)
     created_at = models.DateTimeField(default=timezone.now)
+    edited_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at"]
@@ -219,6 +268,12 @@ class Review(models.Model):
             models.CheckConstraint(
                 condition=models.Q(rating__gte=1, rating__lte=5), name="review_rating_1_to_5"
             ),
+        ]
+        indexes = [
+            # The ratings' aggregates read (count, sum) of one subject's reviews of one kind
+            # from this index alone (index-only scans), chunk by chunk.
+            models.Index(fields=["subject", "subject_role"], include=["rating"],
+                         name="review_subject_role_rating"),
         ]
 
     def __str__(self) -> str:
@@ -269,6 +324,58 @@ class RefreshToken(models.Model):
 
     def __str__(self) -> str:
         return f"Refresh token #{self.pk}"
+
+
+class ClientRating(models.Model):
+    """A client's rating from the reviews their orders' contractors wrote (the figures
+    ``ContractorProfile`` holds for contractors). Clients have no profile: the row exists
+    while the client has at least one review, and is written by ``marketplace.ratings``
+    only."""
+
+    user = models.OneToOneField(User, on_delete=models.CASCADE, primary_key=True,
+                                related_name="client_rating")
+    rating_count = models.PositiveIntegerField(default=0)
+    rating_average = models.DecimalField(max_digits=3, decimal_places=2, default=0)
+    rating_bayesian = models.DecimalField(max_digits=5, decimal_places=4, default=0)
+    rating_updated_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"Client rating of user #{self.user_id}"
+
+
+class RatingRun(models.Model):
+    """One full recalculation of every rating (the nightly ``ratings-recalculate``): the
+    prior means it computed first, where it is, what it changed. Single-subject
+    recalculations use the priors of the latest run."""
+
+    class Status(models.TextChoices):
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        ABANDONED = "abandoned", "Abandoned (a newer run started)"
+
+    class Phase(models.TextChoices):
+        CONTRACTORS = "contractors", "Contractor profiles"
+        CLIENTS = "clients", "Client ratings"
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.RUNNING)
+    phase = models.CharField(max_length=12, choices=Phase.choices, default=Phase.CONTRACTORS)
+    last_id = models.BigIntegerField(default=0, help_text="Resumes after this id (profile id "
+                                                          "or user id, by phase).")
+    confidence = models.DecimalField(max_digits=8, decimal_places=2,
+                                     help_text="C of the Bayesian average in this run.")
+    contractor_prior_mean = models.DecimalField(max_digits=5, decimal_places=4)
+    contractor_reviews = models.PositiveBigIntegerField(default=0)
+    client_prior_mean = models.DecimalField(max_digits=5, decimal_places=4)
+    client_reviews = models.PositiveBigIntegerField(default=0)
+    counts = models.JSONField(default=dict, blank=True)
+    started_at = models.DateTimeField(default=timezone.now)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-started_at"]
+
+    def __str__(self) -> str:
+        return f"Rating run #{self.pk}"
 
 
 # The search's reference tables live with the search code; Django finds models here.

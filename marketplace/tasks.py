@@ -3,13 +3,40 @@
 from jobs.enqueue import enqueue_on_commit
 from jobs.queues import MINUTE, Queue, jobsite_actor
 from jobs.scheduling.specs import ScheduleSpec
-from marketplace import services
+from marketplace import ratings
 from marketplace.search import index as search_index
 
 
 @jobsite_actor(queue=Queue.ANALYTICS, actor_name="contractor_rating_recalculate")
 def contractor_rating_recalculate(contractor_id: int) -> None:
-    services.contractor_rating_recalculate(contractor_id=contractor_id)
+    """Rating, badges and visibility of one contractor's profile (debounced by
+    ``ratings.rating_recalculate_later``)."""
+    ratings.contractor_rating_recalculate(contractor_id=contractor_id)
+
+
+@jobsite_actor(queue=Queue.ANALYTICS, actor_name="client_rating_recalculate")
+def client_rating_recalculate(client_id: int) -> None:
+    """One client's rating (debounced by ``ratings.rating_recalculate_later``)."""
+    ratings.client_rating_recalculate(client_id=client_id)
+
+
+@jobsite_actor(queue=Queue.ANALYTICS, actor_name="ratings_recalculate")
+def ratings_recalculate(run_id: int | None = None) -> None:
+    """Start (no ``run_id``) or go on with a full recalculation: chunks for up to
+    ``ratings.MESSAGE_BUDGET_S`` seconds, then the next message from the run's last id."""
+    if run_id is None:
+        run_id = ratings.rating_run_start().pk
+    if ratings.rating_run_continue(run_id):
+        enqueue_on_commit(ratings_recalculate, run_id)
+
+
+SCHEDULES = [
+    ScheduleSpec(name="ratings-recalculate", actor_name="ratings_recalculate",
+                 cron="30 1 * * *", time_zone="America/Toronto",
+                 description="Ratings: every contractor's and client's rating (Bayesian "
+                             "average on fresh platform means), badges and profile "
+                             "visibility, recomputed in chunks."),
+]
 
 
 # --- Search (marketplace.search) ----------------------------------------------------------
@@ -43,7 +70,7 @@ def search_categories_count() -> None:
     search_index.search_categories_count()
 
 
-SCHEDULES = [
+SCHEDULES += [
     ScheduleSpec(name="search-reindex", actor_name="search_reindex", cron="30 2 * * *",
                  time_zone="America/Toronto",
                  description="Search: every contractor's search entry rebuilt (chunks by "

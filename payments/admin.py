@@ -4,6 +4,7 @@ from django.core.exceptions import ValidationError
 from django.utils import timezone
 
 from audit.services import audit_log_record
+from jobs.admin import ReadOnlyAdmin
 from payments.models import (
     Dispute,
     JournalEntry,
@@ -19,19 +20,6 @@ from payments.services.events import stripe_event_replay
 
 PAYLOAD_PERMISSION = "payments.view_stripe_payload"
 REDACTED = "(encrypted; shown with the 'Can view Stripe event payloads' permission)"
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records written by the payment handlers, never changed or deleted here."""
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 @admin.register(Payment)
@@ -93,7 +81,7 @@ class StripeEventAdmin(ReadOnlyAdmin):
 
 
 @admin.register(Subscription)
-class SubscriptionAdmin(admin.ModelAdmin):
+class SubscriptionAdmin(ReadOnlyAdmin):
     """Read-only: the mirror of Stripe's subscriptions, written by the event handlers and
     the daily runs (payments.services.subscriptions). Changes are made in Stripe."""
 
@@ -102,15 +90,6 @@ class SubscriptionAdmin(admin.ModelAdmin):
                     "ended_at")
     list_filter = ("status", "features_active", "cancel_at_period_end")
     search_fields = ("=id", "=stripe_subscription_id", "=stripe_customer_id", "=user__id")
-
-    def has_add_permission(self, request) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
 
 
 class TaxRateForm(forms.ModelForm):
@@ -169,10 +148,9 @@ class TaxRateAdmin(admin.ModelAdmin):
                 "effective_from": obj.effective_from.isoformat()}
 
 
-class JournalLineInline(admin.TabularInline):
-    model = JournalLine
-    fields = ("account", "debit_cents", "credit_cents", "tax_type", "province")
-    readonly_fields = fields
+class ReadOnlyInline(admin.TabularInline):
+    """Rows shown with their parent, never added, changed or deleted here."""
+
     extra = 0
     can_delete = False
 
@@ -181,6 +159,12 @@ class JournalLineInline(admin.TabularInline):
 
     def has_change_permission(self, request, obj=None) -> bool:
         return False
+
+
+class JournalLineInline(ReadOnlyInline):
+    model = JournalLine
+    fields = ("account", "debit_cents", "credit_cents", "tax_type", "province")
+    readonly_fields = fields
 
 
 @admin.register(JournalEntry)

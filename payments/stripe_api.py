@@ -163,6 +163,15 @@ def payment_intent_create(*, amount_cents: int, currency: str, metadata: dict[st
                  options={"idempotency_key": key})
 
 
+def billing_portal_session_create(*, customer_id: str, return_url: str, key: str
+                                  ) -> dict[str, Any]:
+    """A Stripe Billing customer-portal session for ``customer_id`` (its ``url`` is where
+    the customer updates the card, renews or cancels); ``key`` is its idempotency key."""
+    return _call(stripe_client().v1.billing_portal.sessions.create,
+                 params={"customer": customer_id, "return_url": return_url},
+                 options={"idempotency_key": key})
+
+
 def payment_intent_retrieve(intent_id: str) -> dict[str, Any]:
     return _call(stripe_client().v1.payment_intents.retrieve, intent_id,
                  params={"expand": ["latest_charge.balance_transaction"]})

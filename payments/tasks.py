@@ -4,6 +4,11 @@ from jobs.middleware.attempts import current_attempt
 from jobs.queues import MINUTE, Queue, jobsite_actor
 from jobs.scheduling.specs import ScheduleSpec
 from jobs.stateful import stateful_actor
+from payments.services.disputes import (
+    dispute_notify,
+    dispute_notify_retry_prepare,
+    disputes_notify_unfinished,
+)
 from payments.services.events import (
     stripe_event_process,
     stripe_event_retry_prepare,
@@ -53,9 +58,13 @@ stateful_actor(receipt_deliver_task, unfinished=receipts_unfinished,
 @jobsite_actor(queue=Queue.PAYMENTS, actor_name="dispute_notify")
 def dispute_notify_task(dispute_id: int, stage: str) -> None:
     """Tell staff and the order's contractor that a dispute opened or closed (once)."""
-    from payments.services.disputes import dispute_notify
-
     dispute_notify(dispute_id=dispute_id, stage=stage)
+
+
+# The dispute row is the truth about its notices (each stage's *_notified_at): a lost
+# message is re-driven from it, a retry from the failed-job list sends what is not done.
+stateful_actor(dispute_notify_task, unfinished=disputes_notify_unfinished,
+               prepare_retry=dispute_notify_retry_prepare)
 
 
 @jobsite_actor(queue=Queue.MAINTENANCE, actor_name="disputes_evidence_reminder",

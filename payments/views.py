@@ -1,8 +1,9 @@
 """Payment endpoints users call (the webhook is payments/webhooks.py)."""
 
+from django.conf import settings
 from django.contrib.auth.decorators import login_required
 from django.core.exceptions import PermissionDenied, ValidationError
-from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect, JsonResponse
 from django.shortcuts import get_object_or_404
 from django.views.decorators.http import require_GET, require_POST
 
@@ -12,6 +13,7 @@ from marketplace.models import Order
 from payments.models import Receipt
 from payments.services.checkout import payment_start
 from payments.services.receipts import RECEIPT_STORE
+from payments.services.subscriptions import subscription_portal_url
 from payments.stripe_api import StripeRefused, StripeUnavailable
 
 
@@ -58,5 +60,29 @@ def order_receipt(request: HttpRequest, order_id: int) -> HttpResponse:
         raise Http404("The receipt is not ready yet.") from None
     response = HttpResponse(content, content_type="application/pdf")
     response["Content-Disposition"] = f'inline; filename="{receipt.label}.pdf"'
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@login_required
+@require_GET
+@rate_limited("billing-portal")
+def account_subscription(request: HttpRequest) -> HttpResponse:
+    """GET: the contractor's subscription (the link in the subscription emails): a
+    redirect to Stripe's customer portal, where the card is updated, the plan renewed or
+    cancelled; the changes come back to us as webhooks."""
+    try:
+        url = subscription_portal_url(user_id=request.user.pk,
+                                      return_url=f"{settings.SITE_URL}/")
+    except StripeUnavailable:
+        return HttpResponse("Subscriptions are unavailable right now; try again shortly.",
+                            status=503, headers={"Retry-After": "30"},
+                            content_type="text/plain; charset=utf-8")
+    except StripeRefused:
+        return HttpResponse("Your subscription cannot be opened; contact support.",
+                            status=502, content_type="text/plain; charset=utf-8")
+    if url is None:
+        raise Http404("You have no subscription.")
+    response = HttpResponseRedirect(url)
     response["Cache-Control"] = "private, no-store"
     return response

@@ -101,7 +101,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from audit.services import audit_log_record
-from jobs.alerts import email_staff
+from jobs.alerts import email_staff_for_run
 from marketplace.models import (
     ChatMessage,
     ContractorProfile,
@@ -434,4 +434,6 @@ def inactive_accounts_review_send(now: datetime | None = None) -> int:
         "cancels its notice.",
         f"Notices: {link}",
     ]
-    return email_staff(subject="Inactive accounts: weekly review", body="\n".join(lines))
+    return email_staff_for_run(purpose="inactive-account-review",
+                               subject="Inactive accounts: weekly review",
+                               body="\n".join(lines)) or 0

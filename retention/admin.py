@@ -7,6 +7,7 @@ from django.template.response import TemplateResponse
 from django.utils import timezone
 
 from audit.services import audit_log_record
+from jobs.admin import ReadOnlyAdmin
 from retention.models import (
     AccountDeletionNotice,
     ArchiveManifest,
@@ -16,19 +17,6 @@ from retention.models import (
     RetentionRun,
 )
 from retention.policy import POLICIES, TABLE_HEADER, policy_table_rows
-
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """Records the cleanups write (and the policy page): viewed, never edited here."""
-
-    def has_add_permission(self, request):
-        return False
-
-    def has_change_permission(self, request, obj=None):
-        return False
-
-    def has_delete_permission(self, request, obj=None):
-        return False
 
 
 @admin.register(RetentionPolicyPage)

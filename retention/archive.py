@@ -22,7 +22,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from audit.services import audit_log_record
-from jobs.alerts import email_staff
+from jobs.alerts import email_staff_for_run
 from jobs.archive import (
     FORMAT,
     ROW_HASH_SQL,
@@ -126,9 +126,10 @@ def archives_verify(*, now: datetime | None = None, days: int | None = None) -> 
     if mismatched:
         lines = [f"- archive #{record.pk} ({record.model_label}, run {record.run_id}): "
                  f"{problem}" for record, problem in mismatched]
-        email_staff(subject=f"Backup verification: {len(mismatched)} archive(s) do not "
-                            "match their manifest",
-                    body="These cold-storage archives no longer match what was written "
+        email_staff_for_run(purpose="backup-verification",
+                            subject=f"Backup verification: {len(mismatched)} archive(s) do "
+                                    "not match their manifest",
+                            body="These cold-storage archives no longer match what was written "
                          "(Retention › Archive manifests in admin):\n" + "\n".join(lines))
         for record, _ in mismatched:
             audit_log_record(action="retention.archive_mismatch", resource=record,

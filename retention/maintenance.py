@@ -22,7 +22,7 @@ from django.db import connection
 from django.utils import timezone
 
 from audit.services import audit_log_record
-from jobs.alerts import email_staff
+from jobs.alerts import email_staff_for_run
 from retention.models import DataStatistic, RetentionRun
 from retention.services import (
     CLEANUPS,
@@ -117,7 +117,8 @@ def comprehensive_cleanup_start(*, now: datetime | None = None) -> tuple[Retenti
     lines += ["", "Runs of the last 30 days (deleted / archived / refused / failed):"]
     lines += [f"- {name}: {t['deleted']:,} / {t['archived']:,} / {t['refused']} / "
               f"{t['failed']} in {t['runs']} run(s)" for name, t in sorted(month.items())]
-    email_staff(subject="Monthly retention report", body="\n".join(lines))
+    email_staff_for_run(purpose="comprehensive-cleanup", subject="Monthly retention report",
+                        body="\n".join(lines))
     audit_log_record(action="retention.comprehensive", resource=run, metadata=run.counts)
     return run, cleanups
 

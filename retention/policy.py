@@ -64,7 +64,7 @@ POLICIES: tuple[Policy, ...] = (
            "On user request", "PIPEDA requirement",
            "kept until the user deletes the account",
            ("marketplace.user", "marketplace.contractorprofile", "marketplace.order",
-            "marketplace.review", "notifications.emailpreference",
+            "marketplace.review", "marketplace.clientrating", "notifications.emailpreference",
             "notifications.pushpreference", "notifications.device")),
 )
 

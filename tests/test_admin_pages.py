@@ -9,6 +9,8 @@ from django.urls import reverse
 
 # What a superuser gets: (changelist, add page). Read-only records refuse the add page.
 SUPERUSER = {
+    "analytics.dailystatistics": (200, 403),
+    "analytics.monthlyreport": (200, 403),
     "audit.auditlog": (200, 403),
     "auth.group": (200, 200),
     "jobs.brokerepoch": (200, 403),
@@ -17,10 +19,12 @@ SUPERUSER = {
     "jobs.schedule": (200, 200),
     "marketplace.chatmessage": (200, 200),
     "marketplace.city": (200, 200),
+    "marketplace.clientrating": (200, 403),
     "marketplace.contractorprofile": (200, 200),
     "marketplace.order": (200, 200),
+    "marketplace.ratingrun": (200, 403),
     "marketplace.refreshtoken": (200, 200),
-    "marketplace.review": (200, 200),
+    "marketplace.review": (200, 403),
     "marketplace.tradecategory": (200, 200),
     "marketplace.user": (200, 200),
     "marketplace.usersession": (200, 200),

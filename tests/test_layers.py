@@ -20,6 +20,8 @@ ALLOWED = {
     "media": {"marketplace", "audit", "jobs"},
     "payments": {"marketplace", "notifications", "audit", "jobs"},
     "retention": {"marketplace", "notifications", "media", "payments", "audit", "jobs"},
+    "analytics": {"marketplace", "notifications", "media", "payments", "retention", "audit",
+                  "jobs"},
 }
 
 

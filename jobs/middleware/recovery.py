@@ -22,14 +22,22 @@ class WorkerRecovery(Middleware):
         self._maintenance = None
         self._marks = None
 
-    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
-        from jobs.recovery import Maintenance, RunningMarks
+    def before_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        # Before the worker starts its threads: Dramatiq starts them, and they may take a
+        # message, before it calls the after-boot hooks. A message run unmarked would not
+        # count the crash it causes.
+        from jobs.recovery import RunningMarks
         from jobs.redis import get_redis
+
+        if float(settings.BROKER_MAINTENANCE_SECONDS) > 0:
+            self._marks = RunningMarks(get_redis(), broker.broker_id)
+
+    def after_worker_boot(self, broker: dramatiq.Broker, worker: dramatiq.Worker) -> None:
+        from jobs.recovery import Maintenance
 
         interval = float(settings.BROKER_MAINTENANCE_SECONDS)
         if interval <= 0:
             return
-        self._marks = RunningMarks(get_redis(), broker.broker_id)
         self._maintenance = Maintenance(broker, interval=interval)
         self._maintenance.start()
 

@@ -3,8 +3,9 @@
 from jobs.models.failed_jobs import FailedJob, FailedJobStatus
 from jobs.models.job_stats import JobStatHour
 from jobs.models.recovery import BrokerEpoch
-from jobs.models.reports import OperationsReport, ReportKind
+from jobs.models.reports import OperationsReport, ReportKind, RunReport
 from jobs.models.schedules import Schedule, ScheduleOutcome
+from jobs.models.staff_emails import StaffEmail
 
 __all__ = ["BrokerEpoch", "FailedJob", "FailedJobStatus", "JobStatHour", "OperationsReport",
-           "ReportKind", "Schedule", "ScheduleOutcome"]
+           "ReportKind", "RunReport", "Schedule", "ScheduleOutcome", "StaffEmail"]

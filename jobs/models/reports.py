@@ -10,23 +10,35 @@ class ReportKind(models.TextChoices):
     PERFORMANCE_REPORT = "performance_report", "Performance report"
 
 
-class OperationsReport(models.Model):
-    """What one run of an operations job found; ``findings`` holds codes, ids and counts.
+class RunReport(models.Model):
+    """A report a scheduled job stores and emails to staff once per run
+    (``jobs.operations.reports``): operations reports here, the monthly statistics report
+    in ``analytics``.
 
     ``run_key`` names the run (a schedule's tick, or the message of a manual run): the
     attempts of one run share it, so a retried run stores one report, not one per attempt,
-    and emails it until ``emailed_at`` says it went out.
+    and emails it until ``emailed_at`` says it went out. A concrete model makes
+    ``run_key`` unique together with whatever else names its reports (a ``kind``), for
+    non-empty keys.
     """
 
-    kind = models.CharField(max_length=30, choices=ReportKind.choices, db_index=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    emailed_to = models.PositiveIntegerField(default=0)
+    emailed_at = models.DateTimeField(null=True, blank=True)
+    run_key = models.CharField(max_length=120, blank=True, editable=False)
+
+    class Meta:
+        abstract = True
+
+
+class OperationsReport(RunReport):
+    """What one run of an operations job found; ``findings`` holds codes, ids and counts."""
+
+    kind = models.CharField(max_length=30, choices=ReportKind.choices, db_index=True)
     period_start = models.DateTimeField(null=True, blank=True)
     period_end = models.DateTimeField(null=True, blank=True)
     findings = models.JSONField(default=list, blank=True)
     summary = models.TextField(blank=True)
-    emailed_to = models.PositiveIntegerField(default=0)
-    emailed_at = models.DateTimeField(null=True, blank=True)
-    run_key = models.CharField(max_length=120, blank=True, editable=False)
 
     class Meta:
         ordering = ["-created_at"]

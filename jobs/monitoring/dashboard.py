@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -85,30 +86,42 @@ def _nice_ceiling(value: int) -> int:
         magnitude *= 10
 
 
-def build_chart(minutes: list[tuple[int, int, int]]) -> dict:
-    """SVG geometry for (unix minute, succeeded, failed) bars, oldest first."""
-    top = _nice_ceiling(max((ok + bad for _, ok, bad in minutes), default=0))
+def bar_chart(points: Sequence[tuple[str, str | None, int, int]]) -> dict:
+    """SVG geometry for stacked bars, left to right: each point is (hover label, x-axis
+    label or None, lower value, upper value) — succeeded and failed jobs here, completed and
+    cancelled orders in the statistics admin. ``templates/admin/jobs/bar_chart.html``
+    draws it."""
+    top = _nice_ceiling(max((ok + bad for _, _, ok, bad in points), default=0))
     plot_w = CHART_WIDTH - PAD_LEFT - PAD_RIGHT
     plot_h = CHART_HEIGHT - PAD_TOP - PAD_BOTTOM
-    slot = plot_w / max(len(minutes), 1)
+    slot = plot_w / max(len(points), 1)
     base = PAD_TOP + plot_h
     bars, ticks = [], []
-    for index, (minute, ok, bad) in enumerate(minutes):
+    for index, (label, tick, ok, bad) in enumerate(points):
         x = PAD_LEFT + index * slot
         ok_h = plot_h * ok / top
         bad_h = plot_h * bad / top
-        when = datetime.fromtimestamp(minute * 60, tz=UTC)
         bars.append(Bar(x=round(x + 1, 1), width=round(max(slot - 2, 1), 1),
                         ok_y=round(base - ok_h, 1), ok_height=round(ok_h, 1),
                         failed_y=round(base - ok_h - bad_h, 1), failed_height=round(bad_h, 1),
-                        label=f"{when:%H:%M} UTC: {ok} succeeded, {bad} failed"))
-        if minute % 10 == 0:
-            ticks.append({"x": round(x + slot / 2, 1), "label": f"{when:%H:%M}"})
+                        label=label))
+        if tick is not None:
+            ticks.append({"x": round(x + slot / 2, 1), "label": tick})
     y_ticks = [{"y": round(base - plot_h * f, 1), "label": f"{top * f:g}"}
                for f in (0, 0.5, 1)]
     return {"width": CHART_WIDTH, "height": CHART_HEIGHT, "bars": bars, "x_ticks": ticks,
             "y_ticks": y_ticks, "left": PAD_LEFT, "right": CHART_WIDTH - PAD_RIGHT,
             "base": base, "tick_text_y": base + 18, "label_x": PAD_LEFT - 6}
+
+
+def build_chart(minutes: list[tuple[int, int, int]]) -> dict:
+    """SVG geometry for (unix minute, succeeded, failed) bars, oldest first."""
+    points = []
+    for minute, ok, bad in minutes:
+        when = datetime.fromtimestamp(minute * 60, tz=UTC)
+        points.append((f"{when:%H:%M} UTC: {ok} succeeded, {bad} failed",
+                       f"{when:%H:%M}" if minute % 10 == 0 else None, ok, bad))
+    return bar_chart(points)
 
 
 def dashboard_context(now: float | None = None) -> dict:

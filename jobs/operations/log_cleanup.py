@@ -7,6 +7,7 @@ from pathlib import Path
 
 from django.conf import settings
 
+from jobs.alerts import staff_emails_prune
 from jobs.scheduling.services import schedule_executions_prune
 from jobs.services import failed_jobs_purge
 
@@ -31,7 +32,10 @@ def log_cleanup() -> dict[str, int | None]:
     """Log cleanup (seed 12.8): execution records, failed jobs and old log files past
     their retention. Returns counts (``log_files`` is ``None`` without ``LOG_DIR``)."""
     counts: dict[str, int | None] = {"executions": schedule_executions_prune(),
-                                     "failed_jobs": failed_jobs_purge()}
+                                     "failed_jobs": failed_jobs_purge(),
+                                     # As long as a failed run can still be retried.
+                                     "staff_emails": staff_emails_prune(
+                                         older_than_days=settings.FAILED_JOB_RETENTION_DAYS)}
     if settings.LOG_DIR:
         counts["log_files"] = log_files_prune(log_dir=settings.LOG_DIR,
                                               older_than_days=settings.LOG_RETENTION_DAYS)

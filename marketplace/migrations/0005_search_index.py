@@ -96,7 +96,7 @@ def unseed(apps, schema_editor):
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('marketplace', '0003_auditlog_moved_to_audit'),
+        ('marketplace', '0004_ratings_badges_visibility'),
     ]
 
     operations = [

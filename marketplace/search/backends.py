@@ -75,7 +75,7 @@ class ContractorHit:
     city: str
     province: str
     trade_categories: list
-    rating_average: Decimal
+    rating_bayesian: Decimal  # the ratings' ranking figure (marketplace.ratings)
     rating_count: int
     badges: list
     rank: float  # 0 for a search without text
@@ -272,11 +272,12 @@ class PostgresSearchBackend:
         def select(pro: bool, limit: int, offset: int) -> str:
             return f"""
                 SELECT p.id, p.user_id, p.business_name, p.city, p.province,
-                       p.trade_categories, p.rating_average, p.rating_count, p.badges,
+                       p.trade_categories, p.rating_bayesian, p.rating_count, p.badges,
                        {rank} AS rank, {distance} AS distance_km
                 FROM {_table(ContractorProfile)} p
                 WHERE {' AND '.join(where)} AND {'' if pro else 'NOT '}{PRO_SQL}
-                ORDER BY rank DESC, distance_km ASC, p.rating_average DESC, p.id
+                ORDER BY rank DESC, distance_km ASC, p.rating_bayesian DESC,
+                         p.rating_count DESC, p.id
                 LIMIT {int(limit)} OFFSET {int(offset)}
             """
 

@@ -109,7 +109,8 @@ def search_contractors(
     name; only profiles listing it.
 
     Order: Pro profiles first (their subscription's feature), then the text's rank (name
-    over trades over city over description), then distance, then rating.
+    over trades over city over description), then distance, then the ratings' order
+    (``marketplace.ratings.RATING_ORDER``: Bayesian average, review count, oldest).
 
     Raises:
       SearchInputError: an unknown city or category, a language other than en/fr, a limit

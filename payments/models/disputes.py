@@ -53,9 +53,12 @@ class Dispute(models.Model):
     opened_at = models.DateTimeField(help_text="When Stripe created the dispute.")
     closed_at = models.DateTimeField(null=True, blank=True)
     outcome = models.CharField(max_length=8, choices=DisputeOutcome.choices, blank=True)
-    # When staff and the contractor were told (each once: the notify job checks these).
+    # When staff and the contractor were told (each once: the notify job checks these),
+    # and the notify job's message of each stage (jobs.stateful: re-driven if lost).
     opened_notified_at = models.DateTimeField(null=True, blank=True)
     closed_notified_at = models.DateTimeField(null=True, blank=True)
+    opened_notify_message_id = models.CharField(max_length=36, blank=True, editable=False)
+    closed_notify_message_id = models.CharField(max_length=36, blank=True, editable=False)
     # The delete guard keeps each dispute 7 years from here (payments.db_guard).
     created_at = models.DateTimeField(default=timezone.now)
     updated_at = models.DateTimeField(auto_now=True)

@@ -18,15 +18,17 @@ notices to staff and to the order's contractor are enqueued on commit
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from uuid import uuid4
 
 from django.db import transaction
 from django.utils import timezone
 
 from audit.services import audit_log_record
 from jobs.enqueue import enqueue_on_commit
+from jobs.stateful import Unfinished
 from payments.models import Dispute, DisputeOutcome, DisputeStatus, Payment
 from payments.models.disputes import CLOSED_STATUSES, DISPUTE_STATUS_RANK, OPEN_STATUSES
 from payments.services.dispatch import handles
@@ -163,9 +165,14 @@ def dispute_event(event: dict[str, Any], row: Any) -> None:
 # --- Notices ------------------------------------------------------------------------------
 
 def enqueue_notify(dispute: Dispute, stage: str) -> None:
+    """Queue the stage's notices on commit; the row keeps the message id, so the platform
+    re-drives the notices if the message is lost (:func:`disputes_notify_unfinished`)."""
     from payments.tasks import dispute_notify_task
 
-    enqueue_on_commit(dispute_notify_task, dispute.pk, stage)
+    message_id = str(uuid4())
+    setattr(dispute, f"{stage}_notify_message_id", message_id)
+    Dispute.objects.filter(pk=dispute.pk).update(**{f"{stage}_notify_message_id": message_id})
+    enqueue_on_commit(dispute_notify_task, dispute.pk, stage, _message_id=message_id)
 
 
 def _money(cents: int, currency: str) -> str:
@@ -190,27 +197,43 @@ def _staff_body(dispute: Dispute, stage: str) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _flag(stage: str) -> str:
+    if stage not in (OPENED, CLOSED):
+        raise ValueError(f"unknown stage {stage!r}")
+    return f"{stage}_notified_at"
+
+
 def dispute_notify(*, dispute_id: int, stage: str) -> bool:
     """Tell staff and the order's contractor that dispute ``dispute_id`` opened / closed,
-    once per stage (the stage's ``*_notified_at`` is set under the row's lock). The staff
-    email is sent inside that transaction, so a failure leaves the stage to the retry.
-    Returns whether notices went out now."""
-    from jobs.alerts import email_staff
+    each once per stage, whatever the retries and duplicate deliveries:
+
+    1. staff by ``email_staff_once`` (keyed by dispute and stage: claimed before it is
+       sent, released if sending fails);
+    2. then, under the row's lock, the contractor's email is recorded and queued (the
+       email platform sends it once) in the transaction that sets the stage's
+       ``*_notified_at`` — which is what marks the stage done.
+
+    Returns whether this call finished the stage.
+    """
+    from jobs.alerts import email_staff_once
     from notifications.kinds import EmailContentError
     from notifications.services.sending import send_email
 
-    if stage not in (OPENED, CLOSED):
-        raise ValueError(f"unknown stage {stage!r}")
-    flag = "opened_notified_at" if stage == OPENED else "closed_notified_at"
+    flag = _flag(stage)
+    dispute = (Dispute.objects.select_related("payment__order").filter(pk=dispute_id)
+               .first())
+    if dispute is None or getattr(dispute, flag) is not None:
+        return False
+    order = dispute.payment.order
+    email_staff_once(
+        key=f"dispute:{dispute.pk}:{stage}",
+        subject=(f"Payment dispute opened: order #{order.pk}" if stage == OPENED else
+                 f"Payment dispute closed ({dispute.outcome}): order #{order.pk}"),
+        body=_staff_body(dispute, stage))
     with transaction.atomic():
-        dispute = (Dispute.objects.select_for_update(of=("self",))
-                   .select_related("payment__order").filter(pk=dispute_id).first())
+        dispute = Dispute.objects.select_for_update().filter(pk=dispute_id).first()
         if dispute is None or getattr(dispute, flag) is not None:
             return False
-        order = dispute.payment.order
-        subject = (f"Payment dispute opened: order #{order.pk}" if stage == OPENED else
-                   f"Payment dispute closed ({dispute.outcome}): order #{order.pk}")
-        email_staff(subject=subject, body=_staff_body(dispute, stage))
         if order.contractor_id is not None:
             context: dict[str, Any] = {"order_id": order.pk, "order_title": order.title,
                                        "amount_cents": dispute.amount_cents,
@@ -231,10 +254,27 @@ def dispute_notify(*, dispute_id: int, stage: str) -> bool:
     return True
 
 
+def disputes_notify_unfinished(cutoff: datetime, limit: int) -> Iterator[Unfinished]:
+    """Stages whose notices were queued but not finished, the row last changed before
+    ``cutoff`` (``jobs.stateful``: re-driven when their message is no longer in Redis)."""
+    for stage in (OPENED, CLOSED):
+        rows = (Dispute.objects.filter(**{f"{stage}_notified_at__isnull": True,
+                                          "updated_at__lt": cutoff})
+                .exclude(**{f"{stage}_notify_message_id": ""}).order_by("pk")
+                .values_list("pk", f"{stage}_notify_message_id")[:limit])
+        for pk, message_id in rows:
+            yield Unfinished(message_id=message_id, args=(pk, stage), kwargs={})
+
+
+def dispute_notify_retry_prepare(dispute_id: int, stage: str) -> bool:
+    """A retry from the failed-job list: there is work again while the stage is not done."""
+    return Dispute.objects.filter(pk=dispute_id, **{f"{_flag(stage)}__isnull": True}).exists()
+
+
 def disputes_evidence_reminder(*, now: datetime | None = None) -> int:
     """One staff email listing the open disputes whose evidence is due within
     :data:`EVIDENCE_REMINDER_WITHIN` (overdue ones included). Returns how many."""
-    from jobs.alerts import email_staff
+    from jobs.alerts import email_staff_for_run
 
     now = now or timezone.now()
     due = list(Dispute.objects.filter(status__in=OPEN_STATUSES,
@@ -246,6 +286,7 @@ def disputes_evidence_reminder(*, now: datetime | None = None) -> int:
         f"Dispute #{d.pk} ({d.stripe_dispute_id}), order #{d.payment.order_id}, "
         f"{_money(d.amount_cents, d.currency)}, {d.status}, evidence due by "
         f"{d.evidence_due_by.isoformat()}" for d in due) + "\n"
-    email_staff(subject=f"{len(due)} payment dispute(s) need evidence within 3 days",
-                body=body)
+    email_staff_for_run(purpose="disputes-evidence-reminder",
+                        subject=f"{len(due)} payment dispute(s) need evidence within 3 days",
+                        body=body)
     return len(due)

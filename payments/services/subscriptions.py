@@ -56,6 +56,7 @@ from django.utils import timezone
 
 from audit.services import audit_log_record
 from marketplace.models import ContractorProfile, User
+from payments import stripe_api
 from payments.models import Subscription, SubscriptionStatus
 from payments.models.subscriptions import PRO_BADGE
 from payments.services.dispatch import handles
@@ -535,6 +536,28 @@ def subscriptions_daily_run(*, now: datetime | None = None, after_id: int = 0) -
     return ids[-1] if len(ids) == CHUNK else None
 
 
+# --- The contractor's own page ---------------------------------------------------------------
+
+def subscription_portal_url(*, user_id: int, return_url: str) -> str | None:
+    """Where the contractor manages their subscription (the link in every subscription
+    email): a Stripe customer-portal session for the customer of their latest
+    subscription, or ``None`` when they have none.
+
+    Raises ``StripeUnavailable`` / ``StripeRefused`` (``payments.stripe_api``). The
+    idempotency key names the subscription and the minute: a double click within it gets
+    the same session, never a random key.
+    """
+    row = (Subscription.objects.filter(user_id=user_id).exclude(stripe_customer_id="")
+           .order_by("-created_at", "-pk").first())
+    if row is None:
+        return None
+    minute = int(timezone.now().timestamp() // 60)
+    session = stripe_api.billing_portal_session_create(
+        customer_id=row.stripe_customer_id, return_url=return_url,
+        key=stripe_api.idempotency_key("billing-portal", row.pk, minute))
+    return session["url"]
+
+
 # --- The monthly staff report -----------------------------------------------------------------
 
 def subscriptions_summary(*, now: datetime | None = None) -> dict[str, int]:
@@ -563,10 +586,13 @@ def subscriptions_summary(*, now: datetime | None = None) -> dict[str, int]:
 
 def subscriptions_summary_send(*, now: datetime | None = None) -> int:
     """Email staff the monthly summary (counts only); returns how many recipients."""
-    from jobs.alerts import email_staff
+    from jobs.alerts import email_staff_for_run
 
     now = now or timezone.now()
     counts = subscriptions_summary(now=now)
     lines = [f"Contractor subscriptions on {now:%Y-%m-%d %H:%M} UTC:",
              *(f"  {key.replace('_', ' ')}: {value:,}" for key, value in counts.items())]
-    return email_staff(subject="Subscriptions: monthly renewals report", body="\n".join(lines))
+    # Once per run: a retry of the monthly run does not email the report again.
+    return email_staff_for_run(purpose="subscription-renewals",
+                               subject="Subscriptions: monthly renewals report",
+                               body="\n".join(lines)) or 0

@@ -107,3 +107,28 @@ def test_a_message_that_keeps_killing_its_worker_stops_and_is_a_failed_job(
     assert "died 3 times" in failed.exception_message
     assert queue_depths()["maintenance"].dead == 1
     assert not FailedJob.objects.filter(actor_name="probe_sleep").exists()
+
+
+def test_a_message_a_thread_takes_before_the_after_boot_hooks_is_marked(broker, settings,
+                                                                       redis_client):
+    """Dramatiq starts the worker threads before it calls the after-boot hooks: a message
+    they take then must be marked running too, or the crash it causes is not counted (and
+    a poison message runs once more than JOB_MAX_WORKER_CRASHES)."""
+    import threading
+
+    import dramatiq
+
+    from jobs.middleware.recovery import WorkerRecovery
+    from jobs.recovery import running_key
+
+    settings.BROKER_MAINTENANCE_SECONDS = 5
+    recovery = WorkerRecovery()
+    recovery.before_worker_boot(broker, None)  # the threads start right after this
+
+    message = dramatiq.Message(queue_name="maintenance", actor_name="probe_sleep",
+                               args=("early", 0), kwargs={},
+                               options={"redis_message_id": "rid-early"})
+    recovery.before_process_message(broker, message)
+
+    assert redis_client.hget(running_key(broker.broker_id),
+                             str(threading.get_ident())) == b"rid-early"

@@ -50,7 +50,7 @@ def test_rejected_review_enqueues_nothing(client, broker):
                            content_type="application/json")
 
     assert response.status_code == 400
-    assert broker.client.llen(f"{broker.namespace}:analytics") == 0
+    assert broker.do_qsize("analytics") == 0  # nothing queued, nor delayed (debounced)
     assert not Review.objects.filter(order=order).exists()
 
 

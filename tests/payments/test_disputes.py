@@ -274,3 +274,64 @@ def test_a_failed_event_retried_from_the_failed_job_list_is_processed(payment, b
     row.refresh_from_db()
     assert (row.status, row.attempts) == ("processed", 2)
     assert Dispute.objects.get().payment_id == payment.pk
+
+
+def test_lost_notices_are_redriven_and_sent_once(payment, broker, worker):
+    """The notify message never reached Redis (or Redis lost it): the platform finds the
+    stage unfinished on the dispute row and sends it again, once."""
+    from jobs.recovery import redrive_unfinished
+
+    # given a dispute recorded while no worker runs, and its notify message lost
+    worker.pause()
+    deliver(event("charge.dispute.created", dispute("needs_response")))
+    row = Dispute.objects.get()
+    assert row.opened_notify_message_id and row.opened_notified_at is None
+    broker.flush_all()
+
+    # when the re-drive runs (twice: the second finds it queued) and the worker drains
+    assert redrive_unfinished(cutoff_seconds=0) == 1
+    assert redrive_unfinished(cutoff_seconds=0) == 0
+    worker.resume()
+    drain(broker, worker)
+
+    # then staff and the contractor were told once, and nothing is left to re-drive
+    assert len(staff_emails()) == 1
+    assert EmailLog.objects.filter(kind="dispute_opened").count() == 1
+    row.refresh_from_db()
+    assert row.opened_notified_at is not None
+    assert redrive_unfinished(cutoff_seconds=0) == 0
+
+
+def test_notices_that_failed_are_sent_by_retry_from_the_failed_job_list(
+        payment, broker, worker, staff_client, smtp_server, monkeypatch):
+    """Staff's mail server was down for every attempt: the notice lands in the failed-job
+    list; once it is back, Retry sends staff and the contractor one email each."""
+    from django.urls import reverse
+
+    from jobs.models import FailedJob
+    from payments.tasks import dispute_notify_task
+    from tests.conftest import wait_until
+
+    monkeypatch.setitem(dispute_notify_task.options, "max_retries", 0)
+    smtp_server.stop()
+    deliver(event("charge.dispute.created", dispute("needs_response")),
+            broker=broker, worker=worker)
+    wait_until(lambda: FailedJob.objects.filter(actor_name="dispute_notify").exists())
+    assert Dispute.objects.get().opened_notified_at is None
+
+    smtp_server.start()
+    failed = FailedJob.objects.get(actor_name="dispute_notify")
+    response = staff_client.post(reverse("admin:jobs_failedjob_changelist"), {
+        "action": "retry_selected", "_selected_action": [failed.pk]}, follow=True)
+    assert response.status_code == 200
+    drain(broker, worker)
+
+    recipients = [m for m in smtp_server.handler.messages if b"ops@example.test" in m]
+    assert len(recipients) == 1
+    assert EmailLog.objects.filter(kind="dispute_opened", status="sent").count() == 1
+    assert Dispute.objects.get().opened_notified_at is not None
+    # Retry again: the stage is done, nothing is sent
+    response = staff_client.post(reverse("admin:jobs_failedjob_changelist"), {
+        "action": "retry_selected", "_selected_action": [failed.pk]}, follow=True)
+    drain(broker, worker)
+    assert len([m for m in smtp_server.handler.messages if b"ops@example.test" in m]) == 1

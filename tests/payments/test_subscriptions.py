@@ -432,3 +432,58 @@ def test_the_monthly_run_reports_to_staff_and_sends_the_reminders_due(contractor
         "subscription_id": Subscription.objects.get().pk, "amount_cents": 4_999,
         "currency": "CAD", "renews_at": renews.isoformat()}]
     assert len([m for m in mail.outbox if "renews on" in m.subject]) == 1
+
+
+@pytest.fixture
+def portal_api(settings, httpserver):
+    """Stripe's API as a local server: customer-portal sessions."""
+    import json as _json
+
+    from werkzeug import Response
+
+    settings.STRIPE_API_BASE = httpserver.url_for("").rstrip("/")
+
+    def create(request):
+        return Response(_json.dumps({
+            "id": "bps_1", "object": "billing_portal.session",
+            "customer": request.form["customer"], "return_url": request.form["return_url"],
+            "url": "https://billing.stripe.test/p/session/bps_1"}),
+            content_type="application/json")
+
+    httpserver.expect_request("/v1/billing_portal/sessions", method="POST"
+                              ).respond_with_handler(create)
+    return httpserver
+
+
+def test_the_subscription_link_of_the_emails_opens_stripes_portal(active, contractor,
+                                                                  portal_api, redis_client):
+    # given a contractor with a subscription, signed in
+    client = Client()
+    client.force_login(contractor)
+
+    # when they follow the link of a subscription email (twice: a double click)
+    first = client.get("/account/subscription")
+    again = client.get("/account/subscription")
+
+    # then each is a redirect to their customer-portal session at Stripe, asked for their
+    # customer with an idempotency key derived from the subscription, not a random one
+    assert first.status_code == again.status_code == 302
+    assert first["Location"] == "https://billing.stripe.test/p/session/bps_1"
+    requests = [request for request, _ in portal_api.log]
+    assert [r.form["customer"] for r in requests] == ["cus_1", "cus_1"]
+    keys = {r.headers["Idempotency-Key"] for r in requests}
+    assert len(keys) <= 2 and all(key.startswith("jobsite-") for key in keys)
+
+
+def test_the_subscription_page_without_subscription_or_stripe(contractor, settings,
+                                                              redis_client):
+    client = Client()
+    assert client.get("/account/subscription").status_code == 302  # to the login page
+    client.force_login(contractor)
+    assert client.get("/account/subscription").status_code == 404  # none yet
+
+    Subscription.objects.create(stripe_subscription_id="sub_9", stripe_customer_id="cus_9",
+                                user=contractor, status="active")
+    settings.STRIPE_API_BASE = "http://127.0.0.1:1"  # Stripe unreachable
+    response = client.get("/account/subscription")
+    assert response.status_code == 503 and response["Retry-After"] == "30"

@@ -219,3 +219,26 @@ def test_the_development_command_posts_a_signed_event_that_is_processed(order, l
         '200 {"received": true, "duplicate": false}',
         '200 {"received": true, "duplicate": true}']
     assert Payment.objects.get(order=order).status == PaymentStatus.SUCCEEDED
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_development_command_opens_and_closes_a_dispute(order, live_server, broker,
+                                                           worker):
+    from io import StringIO
+
+    from django.core.management import call_command
+
+    from payments.models import Dispute
+
+    url = f"{live_server.url}/webhooks/stripe/"
+    for args in (("payment_intent.succeeded",), ("charge.dispute.created",),
+                 ("charge.dispute.closed", "--outcome", "lost")):
+        call_command("stripe_event", *args, "--order", str(order.pk), "--url", url,
+                     stdout=StringIO())
+        drain(broker, worker)
+
+    dispute = Dispute.objects.get()
+    assert (dispute.status, dispute.outcome, dispute.payment.order_id) == (
+        "lost", "lost", order.pk)
+    assert dispute.evidence_due_by is not None
+    assert dispute.opened_notified_at and dispute.closed_notified_at

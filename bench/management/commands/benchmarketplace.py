@@ -7,10 +7,10 @@ from django.core.management.base import BaseCommand, CommandError
 from django.db import connection
 from django.test.utils import override_settings
 
-from bench import marketplace
+from bench import marketplace, search
 from bench.runner import add_bare_count_argument, bare_baseline, machine, render_machine
 from jobs.management.commands.runworkergroup import DEFAULT_THREADS
-from marketplace.models import ContractorProfile, Review
+from marketplace.models import ContractorProfile
 
 # The statistics issue's figures, on a 2-core machine.
 NIGHTLY_GOAL_S = 120.0
@@ -19,9 +19,11 @@ SEARCH_P95_GOAL_MS = 50.0
 
 class Command(BaseCommand):
     help = (
-        "Load --profiles contractor profiles with --reviews reviews (set-based SQL), run "
-        "each nightly phase (the search reindex: every entry rebuilt, then the categories' "
-        "popularity) through its actor on a real 'runworkergroup batch' worker, then time "
+        "Load --profiles contractor profiles with --reviews reviewed orders (set-based SQL; "
+        "bench.marketplace, then the search fields), run each nightly phase (the ratings' "
+        "full recalculation, then the search reindex: every entry rebuilt and the "
+        "categories' popularity) through its actor on a real 'runworkergroup batch' "
+        "worker, then time "
         "--queries varied searches through search_contractors, and print the nightly wall "
         "time and the search latency (p50/p95/p99) against the issue's goals (2 minutes; "
         "p95 50 ms). Uses the configured PostgreSQL, Redis and DRAMATIQ_NAMESPACE: run it "
@@ -63,51 +65,46 @@ class Command(BaseCommand):
         report = {"machine": machine()}
         try:
             with override_settings(DEBUG=False):
-                bare = bare_baseline(options["bare_count"], progress)
-                if bare is not None:
-                    report["bare_dramatiq"] = bare
+                if options["bare_count"] > 0:
+                    bare = bare_baseline(options["bare_count"], progress)
+                    report["bare_dramatiq"] = {"jobs": bare.jobs,
+                                               "jobs_per_min": round(bare.jobs_per_min)}
                 report.update(self._run(options, progress))
         except RuntimeError as exc:
             raise CommandError(str(exc)) from exc
         finally:
             if not options["keep"]:
-                progress("deleting the benchmark's rows")
-                marketplace.delete_bench_data()
+                marketplace.delete_bench_data(progress)
         self.stdout.write(json.dumps(report, indent=2) if options["json"] else render(report))
 
     def _run(self, options, progress) -> dict:
         out: dict = {}
         if options["reuse"]:
-            profiles = ContractorProfile.objects.count()
-            reviews = Review.objects.count()
-            if not profiles:
+            loaded = marketplace.counts()
+            if not loaded.profiles:
                 raise RuntimeError("--reuse: no profiles to reuse; run once with --keep.")
-            out["load"] = {"profiles": profiles, "reviews": reviews, "seconds": None}
         else:
-            marketplace.delete_bench_data()
-            if ContractorProfile.objects.exists():
-                raise RuntimeError("The database has contractor profiles that are not the "
-                                   "benchmark's: run it on its own database.")
-            loaded = marketplace.load(options["profiles"], options["reviews"], progress)
-            out["load"] = {"profiles": loaded.profiles, "reviews": loaded.reviews,
-                           "seconds": round(loaded.seconds, 1)}
-        # A full build: no entry is current when the night starts.
-        with connection.cursor() as cursor:
-            cursor.execute(f"UPDATE {ContractorProfile._meta.db_table} SET search_vector = "
-                           "NULL, search_latitude = NULL, search_longitude = NULL, "
-                           "search_source = NULL, search_indexed_at = NULL")
-            cursor.execute(f"VACUUM (ANALYZE) {ContractorProfile._meta.db_table}")
+            loaded = marketplace.load(options["profiles"], options["reviews"],
+                                      progress=progress)
+            search.enrich(progress)
+        out["load"] = {"profiles": loaded.profiles, "orders": loaded.orders,
+                       "reviews": loaded.contractor_reviews + loaded.client_reviews,
+                       "seconds": None if options["reuse"] else round(loaded.seconds, 1)}
+        # A full night: no rating and no search entry is current when it starts.
+        marketplace.ratings_reset(progress)
+        search.search_reset()
 
         def phases(label: str) -> dict:
-            results = marketplace.run_phases(marketplace.PHASES, threads=options["threads"],
-                                             timeout_s=options["timeout"], progress=progress)
+            results = search.run_phases(search.PHASES, threads=options["threads"],
+                                        timeout_s=options["timeout"], progress=progress)
             total = sum(result.wall_s for result in results)
             return {"label": label, "wall_s": round(total, 1), "goal_s": NIGHTLY_GOAL_S,
                     "met": total < NIGHTLY_GOAL_S,
                     "phases": [{"name": r.name, "wall_s": round(r.wall_s, 1), "cpu": r.cpu,
                                 **r.summary} for r in results]}
 
-        out["nightly_full_build"] = phases("every entry new")
+        out["nightly_full_build"] = phases("every rating and entry new")
+        out["ratings_verification"] = marketplace.ratings_verify(loaded)
         table = ContractorProfile._meta.db_table
         with connection.cursor() as cursor:
             # As autovacuum does after a night that rewrote every row: the planner's
@@ -135,21 +132,25 @@ class Command(BaseCommand):
 
 
 def searches(count: int, label: str) -> dict:
-    times = marketplace.run_queries(count)
-    p95 = marketplace.latency(times.ms)["p95_ms"]
-    return {"label": label, "queries": len(times.ms), **marketplace.latency(times.ms),
+    times = search.run_queries(count)
+    p95 = search.latency(times.ms)["p95_ms"]
+    return {"label": label, "queries": len(times.ms), **search.latency(times.ms),
             "goal_p95_ms": SEARCH_P95_GOAL_MS, "met": p95 < SEARCH_P95_GOAL_MS,
             "results": times.results, "empty": times.empty,
             "cpu_ms_per_query": times.cpu_ms,
-            "by_kind": {kind: marketplace.latency(ms) for kind, ms in times.by_kind.items()}}
+            "by_kind": {kind: search.latency(ms) for kind, ms in times.by_kind.items()}}
 
 
 def render(report: dict) -> str:
     m, load = report["machine"], report["load"]
     lines = render_machine(m, report.get("bare_dramatiq"))
     seconds = "reused" if load["seconds"] is None else f"loaded in {load['seconds']:.1f} s"
-    lines.append(f"Data: {load['profiles']:,} contractor profiles, {load['reviews']:,} "
-                 f"reviews ({seconds}; not part of the figures)")
+    lines.append(f"Data: {load['profiles']:,} contractor profiles, {load['orders']:,} "
+                 f"completed orders, {load['reviews']:,} reviews ({seconds}; not part of the "
+                 "figures)")
+    problems = report["ratings_verification"]
+    lines.append("Ratings verified after the first night: "
+                 + ("ok" if not problems else "FAILED: " + "; ".join(problems)))
     for key in ("nightly_full_build", "nightly_next_night"):
         night = report[key]
         lines.append("")
@@ -163,20 +164,20 @@ def render(report: dict) -> str:
                          f"{cpu['worker_s']:.1f} s, PostgreSQL backends "
                          f"{cpu['postgres_bench_backends_s']:.1f} s, whole server "
                          f"{cpu['postgres_server_s']:.1f} s; {extra}")
-    for search in (report["search"], report["search_without_pro"]):
+    for timed in (report["search"], report["search_without_pro"]):
         lines += [
             "",
-            f"Search ({search['label']}), {search['queries']:,} queries through "
-            f"search_contractors: p50 {search['p50_ms']:.1f} ms, p95 {search['p95_ms']:.1f} "
-            f"ms (goal < {search['goal_p95_ms']:.0f} ms: "
-            f"{'met' if search['met'] else 'NOT MET'}), p99 {search['p99_ms']:.1f} ms, max "
-            f"{search['max_ms']:.1f} ms; {search['results']:,} results, {search['empty']} "
+            f"Search ({timed['label']}), {timed['queries']:,} queries through "
+            f"search_contractors: p50 {timed['p50_ms']:.1f} ms, p95 {timed['p95_ms']:.1f} "
+            f"ms (goal < {timed['goal_p95_ms']:.0f} ms: "
+            f"{'met' if timed['met'] else 'NOT MET'}), p99 {timed['p99_ms']:.1f} ms, max "
+            f"{timed['max_ms']:.1f} ms; {timed['results']:,} results, {timed['empty']} "
             "queries found nothing",
             f"  CPU per query (mean): PostgreSQL "
-            f"{search['cpu_ms_per_query']['postgres']:.1f} ms, this process "
-            f"{search['cpu_ms_per_query']['django']:.1f} ms",
+            f"{timed['cpu_ms_per_query']['postgres']:.1f} ms, this process "
+            f"{timed['cpu_ms_per_query']['django']:.1f} ms",
         ]
-        for kind, figures in search["by_kind"].items():
+        for kind, figures in timed["by_kind"].items():
             lines.append(f"  {kind}: p50 {figures['p50_ms']:.1f} ms, p95 "
                          f"{figures['p95_ms']:.1f} ms, max {figures['max_ms']:.1f} ms")
     return "\n".join(lines) + "\n"

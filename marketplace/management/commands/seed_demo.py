@@ -23,6 +23,7 @@ from marketplace.models import (
     OrderStatus,
     RefreshToken,
     Review,
+    ReviewSubject,
     User,
     UserSession,
 )
@@ -58,6 +59,7 @@ DESCRIPTIONS = {
 TAX_BPS = {"ON": 1300, "QC": 1497, "BC": 1200, "AB": 500, "NB": 1500}
 STATUSES = [OrderStatus.COMPLETED, OrderStatus.IN_PROGRESS, OrderStatus.OPEN,
             OrderStatus.COMPLETED, OrderStatus.CANCELLED, OrderStatus.ACCEPTED]
+ACCEPTED_STATUSES = (OrderStatus.ACCEPTED, OrderStatus.IN_PROGRESS, OrderStatus.COMPLETED)
 # Chat ages in days: some past the 90-day retention, some read, some important.
 CHAT_AGES = [1, 5, 30, 89, 91, 120, 200, 400]
 
@@ -148,13 +150,16 @@ class Command(BaseCommand):
                 subtotal = 15_000 + 2_500 * n
                 tax = subtotal * TAX_BPS.get(client.province, 1300) // 10_000
                 title = f"Demo job {n + 1}"
+                created = now - timedelta(days=10 + 37 * n)
                 order, made = Order.objects.get_or_create(
                     client=client, title=title,
                     defaults=dict(
                         contractor=None if status == OrderStatus.OPEN else pro,
                         status=status, subtotal_cents=subtotal, tax_cents=tax,
                         total_cents=subtotal + tax, province=client.province,
-                        created_at=now - timedelta(days=10 + 37 * n),
+                        created_at=created,
+                        accepted_at=(created + timedelta(hours=1 + n % 4)
+                                     if status in ACCEPTED_STATUSES else None),
                         completed_at=(now - timedelta(days=5 + 37 * n)
                                       if status == OrderStatus.COMPLETED else None),
                     ),
@@ -165,6 +170,13 @@ class Command(BaseCommand):
                         order=order, author=client,
                         defaults=dict(subject_id=order.contractor_id, rating=3 + n % 3,
                                       text="Great work, on time." if n % 2 else "Bon travail."),
+                    )
+                    counts["reviews"] += made
+                    # and the contractor reviews the client (ratings both ways)
+                    _, made = Review.objects.get_or_create(
+                        order=order, author_id=order.contractor_id,
+                        defaults=dict(subject=client, subject_role=ReviewSubject.CLIENT,
+                                      rating=4 + n % 2, text="Clear brief, paid on time."),
                     )
                     counts["reviews"] += made
 

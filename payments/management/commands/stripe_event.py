@@ -15,7 +15,10 @@ from marketplace.models import Order
 from payments.stripe_api import signature_header
 
 TYPES = ("payment_intent.created", "payment_intent.succeeded",
-         "payment_intent.payment_failed", "payment_intent.canceled", "charge.refunded")
+         "payment_intent.payment_failed", "payment_intent.canceled", "charge.refunded",
+         "charge.dispute.created", "charge.dispute.closed")
+#: A dispute's evidence is due this long after it opens (as Stripe's usually is).
+EVIDENCE_DAYS = 7
 
 
 class Command(BaseCommand):
@@ -27,11 +30,14 @@ class Command(BaseCommand):
         parser.add_argument("--intent", help="PaymentIntent id (default: pi_dev_<order>)")
         parser.add_argument("--refund-cents", type=int,
                             help="charge.refunded: total refunded (default: all)")
+        parser.add_argument("--outcome", choices=("won", "lost"), default="won",
+                            help="charge.dispute.closed: how it closed (default: won)")
         parser.add_argument("--url", default="http://127.0.0.1:8000/webhooks/stripe/")
         parser.add_argument("--times", type=int, default=1,
                             help="deliver the same event this many times (replays)")
 
-    def handle(self, *args, type, order, intent, refund_cents, url, times, **options):
+    def handle(self, *args, type, order, intent, refund_cents, outcome, url, times,
+               **options):
         if not settings.STRIPE_WEBHOOK_SECRET:
             raise CommandError("STRIPE_WEBHOOK_SECRET is not set.")
         try:
@@ -45,7 +51,14 @@ class Command(BaseCommand):
                   "payment_intent.created": "requires_payment_method",
                   "payment_intent.payment_failed": "requires_payment_method"}.get(type)
         metadata = {"order_id": str(found.pk), "payer_id": str(found.client_id)}
-        if type == "charge.refunded":
+        if type.startswith("charge.dispute."):
+            obj = {"id": f"dp_dev_{found.pk}", "object": "dispute", "payment_intent": intent,
+                   "charge": f"ch_dev_{found.pk}", "amount": found.total_cents,
+                   "currency": found.currency.lower(), "reason": "product_not_received",
+                   "status": outcome if type.endswith("closed") else "needs_response",
+                   "created": now, "evidence_details": {
+                       "due_by": now + EVIDENCE_DAYS * 86_400, "has_evidence": False}}
+        elif type == "charge.refunded":
             obj = {"id": f"ch_dev_{found.pk}", "object": "charge", "payment_intent": intent,
                    "amount": found.total_cents, "metadata": metadata,
                    "amount_refunded": found.total_cents if refund_cents is None
