@@ -176,7 +176,7 @@ def load(profiles: int = 100_000, reviews: int = 1_000_000, *, client_review_eve
             INSERT INTO {PROFILE} (user_id, business_name, trade_categories, city, province,
                                    latitude, longitude, rating_average, rating_count,
                                    rating_bayesian, rating_updated_at, badges, is_visible,
-                                   hidden_reason, created_at)
+                                   hidden_reason, created_at, description)
             SELECT u.id,
                    ({names})[1 + u.n %% {len(NAMES)}] || ' '
                        || initcap(({trades})[1 + u.n %% {len(TRADES)}]) || ' ' || u.n,
@@ -192,7 +192,7 @@ def load(profiles: int = 100_000, reviews: int = 1_000_000, *, client_review_eve
                    ({lng})[1 + (u.n / 3) %% {len(CITIES)}] - (u.n %% 997) / 10000.0,
                    0, 0, 0, NULL,
                    CASE WHEN u.n %% 20 = 0 THEN '["pro"]'::jsonb ELSE '[]'::jsonb END,
-                   true, '', now() - interval '400 days'
+                   true, '', now() - interval '400 days', ''
             FROM (SELECT id, row_number() OVER (ORDER BY id) AS n
                   FROM unnest(%(ids)s::bigint[]) AS id) u""", {"ids": contractor_ids})
 
