@@ -284,8 +284,10 @@ def query_mix(count: int, seed: int = 7) -> list[tuple[str, dict[str, Any]]]:
     """``count`` (kind, search_contractors arguments) of the mix the module docstring
     describes, the same for a seed."""
     rng = random.Random(seed)
-    words = [w for pair in TRADE_WORDS.values() for w in pair]
-    folded_words = ["electricien", "renovation", "maconnerie", "demenagement", "deneigement",
+    # The trades the data set has (bench.marketplace.TRADES), in both languages.
+    trades = list(bench_marketplace.TRADES)
+    words = [w for trade in trades for w in TRADE_WORDS[trade]]
+    folded_words = ["electricien", "renovation", "maconnerie", "menuisier", "plancher",
                     "plombier", "toiture", "peintre", "couvreur", "electrician", "plumber",
                     "roofer", "painter", "paysagiste", "thermopompe"]
     cities = ["Montréal", "Toronto", "Laval", "Québec", "Calgary", "Ottawa", "Gatineau",
@@ -308,10 +310,10 @@ def query_mix(count: int, seed: int = 7) -> list[tuple[str, dict[str, Any]]]:
             query, args = word, {"near": rng.choice(cities)}
         elif kind == "category":
             query, args = rng.choice(["urgence", "emergency", "licensed", "gratuite",
-                                      "commercial"]), {"category": rng.choice(list(TRADE_WORDS))}
+                                      "commercial"]), {"category": rng.choice(trades)}
         elif kind == "near and category":
             query, args = "", {"near": rng.choice(cities),
-                               "category": rng.choice(list(TRADE_WORDS))}
+                               "category": rng.choice(trades)}
         elif kind == "phrase":
             query = rng.choice(['"free estimates"', '"emergency service"', '"small jobs"',
                                 '"soumission gratuite"', '"petits travaux"',
