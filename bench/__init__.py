@@ -1,5 +1,5 @@
-"""The benchmarks behind ``manage.py benchjobs`` and ``manage.py benchretention`` (installed
-by ``config.settings_bench`` only).
+"""The benchmarks behind ``manage.py benchjobs``, ``benchretention`` and
+``benchmarketplace`` (installed by ``config.settings_bench`` only).
 
 - ``tasks``: the no-op actor run through the full Jobsite middleware stack (declared on
   the ``emails`` queue, so the production ``high`` worker group runs it).
@@ -10,6 +10,9 @@ by ``config.settings_bench`` only).
 - ``job_stats_middleware``: a micro-benchmark of the statistics middleware's hooks.
 - ``retention``: the chat-message retention cleanup on a real batch worker beside a live
   writer (``manage.py benchretention``).
+- ``marketplace``: 100,000 contractor profiles with 1,000,000 reviews, the nightly jobs
+  over them on a real batch worker (a list of phases) and search latency
+  (``manage.py benchmarketplace``).
 
 A new workload plugs in by adding a :class:`runner.Workload` to ``runner.WORKLOADS``.
 """

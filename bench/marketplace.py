@@ -15,7 +15,9 @@ would have left the tables). Everything is derived from the row's position throu
 - contractors whose user id is 0 mod 4 accept within 2.5 hours (the rest within 30), so
   some earn the fast-responder badge;
 - 1 % of profiles have no trade category, 1 % no city, 1 % an inactive account; every
-  20th has the subscription's ``pro`` badge (which the recalculation must keep);
+  20th has the subscription's ``pro`` badge (which the recalculation must keep), spread
+  over every trade (the first trade is shifted by ``n / 20``: search reads Pro profiles
+  first, and Pro plumbers only would leave every other trade without any);
 - business names, trades, cities and provinces are real-looking (the search index reads
   them).
 
@@ -176,15 +178,16 @@ def load(profiles: int = 100_000, reviews: int = 1_000_000, *, client_review_eve
             INSERT INTO {PROFILE} (user_id, business_name, trade_categories, city, province,
                                    latitude, longitude, rating_average, rating_count,
                                    rating_bayesian, rating_updated_at, badges, is_visible,
-                                   hidden_reason, created_at)
+                                   hidden_reason, created_at, description)
             SELECT u.id,
                    ({names})[1 + u.n %% {len(NAMES)}] || ' '
-                       || initcap(({trades})[1 + u.n %% {len(TRADES)}]) || ' ' || u.n,
+                       || initcap(({trades})[1 + (u.n + u.n / 20) %% {len(TRADES)}]) || ' ' || u.n,
                    CASE WHEN u.n %% 100 = 11 THEN '[]'::jsonb
                         WHEN u.n %% 3 = 0 THEN jsonb_build_array(
-                            ({trades})[1 + u.n %% {len(TRADES)}],
+                            ({trades})[1 + (u.n + u.n / 20) %% {len(TRADES)}],
                             ({trades})[1 + (u.n / 7) %% {len(TRADES)}])
-                        ELSE jsonb_build_array(({trades})[1 + u.n %% {len(TRADES)}]) END,
+                        ELSE jsonb_build_array(
+                            ({trades})[1 + (u.n + u.n / 20) %% {len(TRADES)}]) END,
                    CASE WHEN u.n %% 100 = 23 THEN ''
                         ELSE ({city})[1 + (u.n / 3) %% {len(CITIES)}] END,
                    ({province})[1 + (u.n / 3) %% {len(CITIES)}],
@@ -192,7 +195,7 @@ def load(profiles: int = 100_000, reviews: int = 1_000_000, *, client_review_eve
                    ({lng})[1 + (u.n / 3) %% {len(CITIES)}] - (u.n %% 997) / 10000.0,
                    0, 0, 0, NULL,
                    CASE WHEN u.n %% 20 = 0 THEN '["pro"]'::jsonb ELSE '[]'::jsonb END,
-                   true, '', now() - interval '400 days'
+                   true, '', now() - interval '400 days', ''
             FROM (SELECT id, row_number() OVER (ORDER BY id) AS n
                   FROM unnest(%(ids)s::bigint[]) AS id) u""", {"ids": contractor_ids})
 

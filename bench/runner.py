@@ -935,3 +935,24 @@ def machine() -> dict[str, Any]:
         # Other work on the machine skews every figure: reported, not hidden.
         "load_average": [round(x, 2) for x in os.getloadavg()],
     }
+
+
+# --- What the one-off benchmark commands share -------------------------------------------
+
+
+def add_bare_count_argument(parser) -> None:
+    parser.add_argument("--bare-count", type=int, default=20_000,
+                        help="bare-Dramatiq no-ops measured first, the machine's speed in "
+                             "this run (0: skip; default 20,000)")
+
+
+def render_machine(m: dict[str, Any], bare: dict[str, int] | None) -> list[str]:
+    """The report's first lines: the machine, its load, and the bare row of the run."""
+    lines = [
+        f"Machine: {m['cores']} cores, {m['cpu']}, {m['memory_gb']} GB RAM; PostgreSQL "
+        f"{m['postgresql']}, Redis {m['redis']}, Dramatiq {m['dramatiq']}; load average "
+        f"before the run {'/'.join(str(x) for x in m['load_average'])}"]
+    if bare is not None:
+        lines.append(f"Bare Dramatiq no-op baseline of this run: {bare['jobs_per_min']:,.0f} "
+                     f"jobs/min ({bare['jobs']:,} jobs, 2 processes × 8 threads)")
+    return lines

@@ -380,6 +380,17 @@ if RATING_BAYESIAN_CONFIDENCE < 1 or RATING_RECALC_CHUNK_SIZE < 1:
     raise ImproperlyConfigured("RATING_BAYESIAN_CONFIDENCE and RATING_RECALC_CHUNK_SIZE must "
                                "be at least 1")
 
+# --- Contractor search (marketplace.search) ------------------------------------------
+# The engine that answers searches (a dotted path; README "Search" on adding OpenSearch).
+SEARCH_BACKEND = env.str("SEARCH_BACKEND",
+                         default="marketplace.search.backends.PostgresSearchBackend")
+# "near this city" finds profiles within this many km of it, unless a search says otherwise.
+SEARCH_NEAR_RADIUS_KM = env.float("SEARCH_NEAR_RADIUS_KM", default=50)
+# A changed profile's entry is rebuilt this long after the first change of a burst.
+SEARCH_REINDEX_DELAY_MS = env.int("SEARCH_REINDEX_DELAY_MS", default=10_000)
+# Profiles per step (one transaction) of the nightly reindex.
+SEARCH_REINDEX_CHUNK = env.int("SEARCH_REINDEX_CHUNK", default=5000)
+
 # --- Virus scanning -------------------------------------------------------------------
 # "tcp://127.0.0.1:3310" or "unix:///path/to/clamd.sock"; empty disables scanning (dev only).
 CLAMD_ADDRESS = env.str("CLAMD_ADDRESS", default="tcp://127.0.0.1:3310")

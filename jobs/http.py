@@ -39,6 +39,9 @@ ENDPOINT_LIMITS: dict[str, RateLimit] = {
     # POST /push/devices: registers a device (no job; a misbehaving app must not flood it).
     "device-register": RateLimit(purpose="endpoint:device-register", limit=30,
                                  period_seconds=3600),
+    # GET /search/contractors and /search/categories: no job, but each is a database
+    # query anyone can send; per client address when anonymous.
+    "search": RateLimit(purpose="endpoint:search", limit=60, period_seconds=60),
 }
 
 

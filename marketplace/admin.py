@@ -8,6 +8,7 @@ from jobs.admin import ReadOnlyAdmin
 from marketplace import badges as badge_rules
 from marketplace.models import (
     ChatMessage,
+    City,
     ClientRating,
     ContractorProfile,
     HiddenReason,
@@ -16,11 +17,16 @@ from marketplace.models import (
     RefreshToken,
     Review,
     ReviewSubject,
+    TradeCategory,
     User,
     UserSession,
 )
 from marketplace.ratings import RATING_ORDER, contractor_figures, rating_recalculate_later
 from marketplace.reviews import review_remove
+from marketplace.search.index import (
+    search_index_profile_changed,
+    search_profiles_reindex_enqueue,
+)
 
 
 class UserCreateForm(UserCreationForm):
@@ -68,17 +74,24 @@ class ContractorProfileAdmin(admin.ModelAdmin):
     search_fields = ("business_name", "city")
     raw_id_fields = ("user",)
     ordering = RATING_ORDER
-    actions = ["recalculate_ratings"]
+    actions = ["recalculate_ratings", "search_reindex"]
     fieldsets = (
         (None, {"fields": ("user", "business_name", "trade_categories", "city", "province",
-                           "latitude", "longitude", "created_at")}),
+                           "latitude", "longitude", "description", "created_at")}),
         ("Rating", {"fields": ("rating_bayesian", "rating_count", "rating_average",
                                "rating_updated_at", "figures_now")}),
         ("Badges", {"fields": ("badge_rules",)}),
         ("Visibility", {"fields": ("visibility",)}),
+        # Written by the search jobs (marketplace.search.index), shown for staff to check.
+        ("Search", {"fields": ("search_latitude", "search_longitude", "search_indexed_at")}),
     )
     readonly_fields = ("rating_bayesian", "rating_count", "rating_average", "rating_updated_at",
-                       "figures_now", "badge_rules", "visibility")
+                       "figures_now", "badge_rules", "visibility", "search_latitude",
+                       "search_longitude", "search_indexed_at")
+
+    def save_model(self, request, obj, form, change):
+        super().save_model(request, obj, form, change)
+        search_index_profile_changed(profile_id=obj.pk)
 
     @admin.display(description="badges")
     def badge_list(self, obj: ContractorProfile) -> str:
@@ -136,6 +149,35 @@ class ContractorProfileAdmin(admin.ModelAdmin):
                                      delay_ms=0)
         self.message_user(request, f"Recalculation queued for {len(user_ids)} profile(s).",
                           messages.SUCCESS)
+
+    @admin.action(description="Rebuild the search entry (a worker does it)",
+                  permissions=["change"])
+    def search_reindex(self, request, queryset):
+        count = search_profiles_reindex_enqueue(
+            profile_ids=list(queryset.values_list("pk", flat=True)))
+        self.message_user(request, f"Queued the search entry of {count} profile(s) to be "
+                                   "rebuilt.", messages.SUCCESS)
+
+
+@admin.register(TradeCategory)
+class TradeCategoryAdmin(admin.ModelAdmin):
+    """Trade categories: their EN/FR names and search terms (indexed with every profile
+    listing them: the next nightly reindex applies an edit) and their popularity, counted
+    by the nightly reindex."""
+
+    list_display = ("slug", "name_en", "name_fr", "contractor_count", "recent_order_count",
+                    "counted_at")
+    search_fields = ("slug", "name_en", "name_fr", "search_terms")
+    readonly_fields = ("contractor_count", "recent_order_count", "counted_at")
+
+
+@admin.register(City)
+class CityAdmin(admin.ModelAdmin):
+    """The places search can be near (seeded from GeoNames, README "Search")."""
+
+    list_display = ("name", "province", "population", "latitude", "longitude")
+    list_filter = ("province",)
+    search_fields = ("name",)
 
 
 class OrderDisputedFilter(admin.SimpleListFilter):

@@ -9,6 +9,7 @@ class MarketplaceConfig(AppConfig):
         from django.contrib.auth.signals import user_login_failed
 
         from jobs.operations.security_audit import security_finding_source
+        from marketplace import checks  # noqa: F401  (registers the system checks)
         from marketplace.security import failed_login_findings, on_user_login_failed
 
         # The app that owns users audits their failed logins and reports spikes of them.

@@ -8,6 +8,8 @@ import uuid
 import zoneinfo
 
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
+from django.contrib.postgres.indexes import GinIndex
+from django.contrib.postgres.search import SearchVectorField
 from django.core.exceptions import ValidationError
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -116,6 +118,10 @@ class HiddenReason(models.TextChoices):
     LOW_RATED = "low_rated", "Persistently low rated"
 
 
+# A visible profile with the badge of a Pro subscription (payments.models.subscriptions).
+PRO_VISIBLE = models.Q(badges__contains=["pro"], is_visible=True)
+
+
 class ContractorProfile(models.Model):
     user = models.OneToOneField(User, on_delete=models.CASCADE, related_name="contractor_profile")
     business_name = models.CharField(max_length=200)
@@ -140,6 +146,38 @@ class ContractorProfile(models.Model):
     hidden_reason = models.CharField(max_length=30, choices=HiddenReason.choices, blank=True,
                                      help_text="Why the profile is hidden from search.")
     created_at = models.DateTimeField(default=timezone.now)
+    # What the contractor says about their work (EN or FR); searched, with the least weight.
+    description = models.TextField(blank=True)
+    # The search entry (marketplace.search.index): written by the search jobs only, from
+    # the fields above, the trade categories' labels and the City table.
+    search_vector = SearchVectorField(null=True, editable=False)
+    # Where search places the profile: its own coordinates, else its city's.
+    search_latitude = models.FloatField(null=True, editable=False)
+    search_longitude = models.FloatField(null=True, editable=False)
+    search_indexed_at = models.DateTimeField(null=True, editable=False)
+    # A digest of what the entry was built from: the nightly walk skips unchanged ones.
+    search_source = models.UUIDField(null=True, editable=False)
+
+    class Meta:
+        indexes = [
+            GinIndex(fields=["search_vector"], name="profile_search_vector"),
+            # "near this city": a bounding box on this index, then the exact distance.
+            # Plain columns, so the planner knows from their statistics how many profiles
+            # a box holds (it has none for a point in a box): a big city's box is then
+            # intersected with the text's GIN bitmap rather than walked on its own.
+            models.Index(fields=["search_latitude", "search_longitude"],
+                         name="profile_search_location"),
+            GinIndex(fields=["trade_categories"], opclasses=["jsonb_path_ops"],
+                     name="profile_trade_categories"),
+            # The same three over visible Pro profiles only: search reads its page from
+            # them first (marketplace.search.backends), a small fraction of any match.
+            GinIndex(fields=["search_vector"], condition=PRO_VISIBLE,
+                     name="profile_search_vector_pro"),
+            models.Index(fields=["search_latitude", "search_longitude"],
+                         condition=PRO_VISIBLE, name="profile_search_location_pro"),
+            GinIndex(fields=["trade_categories"], opclasses=["jsonb_path_ops"],
+                     condition=PRO_VISIBLE, name="profile_trade_categories_pro"),
+        ]
 
     def __str__(self) -> str:
         return self.business_name
@@ -338,3 +376,7 @@ class RatingRun(models.Model):
 
     def __str__(self) -> str:
         return f"Rating run #{self.pk}"
+
+
+# The search's reference tables live with the search code; Django finds models here.
+from marketplace.search.models import City, TradeCategory  # noqa: E402,F401

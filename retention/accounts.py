@@ -110,6 +110,7 @@ from marketplace.models import (
     Review,
     UserSession,
 )
+from marketplace.search.index import search_index_profile_changed
 from notifications.kinds import EmailContentError
 from notifications.models import (
     Device,
@@ -340,9 +341,12 @@ def inactive_account_delete(*, user, notice: AccountDeletionNotice, run_id: int)
     _overwrite_and_delete(EmailPreference.objects.filter(user_id=user_id))
     _overwrite_and_delete(PushPreference.objects.filter(user_id=user_id))
     _unheld(Review.objects.filter(author_id=user_id)).update(text="")
-    _unheld(ContractorProfile.objects.filter(user_id=user_id)).update(
-        business_name=DELETED_BUSINESS_NAME, city="", latitude=None, longitude=None,
-        is_visible=False)
+    profiles = _unheld(ContractorProfile.objects.filter(user_id=user_id))
+    for profile_id in profiles.values_list("pk", flat=True):
+        # Its search entry still holds the old name and description until rebuilt.
+        search_index_profile_changed(profile_id=profile_id)
+    profiles.update(business_name=DELETED_BUSINESS_NAME, description="", city="",
+                    latitude=None, longitude=None, is_visible=False)
     _unheld(Order.objects.filter(Q(client_id=user_id) | Q(contractor_id=user_id))).update(
         title=Concat(Value("Order #"), Cast("pk", CharField()), output_field=CharField()))
 

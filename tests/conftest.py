@@ -89,6 +89,17 @@ def wait_until(predicate, *, timeout: float = 10.0, interval: float = 0.05) -> N
 
 
 @pytest.fixture
+def search_reference_data():
+    """The cities and trade categories marketplace's migration 0005 seeds: a transactional
+    test's flush empties their tables, so the tests that need them seed them again."""
+    import importlib
+
+    from django.apps import apps
+
+    importlib.import_module("marketplace.migrations.0005_search_index").seed(apps, None)
+
+
+@pytest.fixture
 def staff_client(db, django_user_model) -> Client:
     user = django_user_model.objects.create_superuser("staff@example.test", "pw-staff-123")
     client = Client()

@@ -15,19 +15,14 @@ import sys
 import pytest
 from django.conf import settings
 
-from bench.runner import database_url
 from marketplace.models import User
 from notifications.models import Device, EmailLog, Notification, PushCampaign, PushLog
 from payments.models import Payment, StripeEvent
+from tests.bench.commands import bench_command
 
 
 def benchjobs(*args: str, **extra_env: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_bench",
-           "DATABASE_URL": database_url(), "REDIS_URL": settings.REDIS_URL,
-           "DRAMATIQ_NAMESPACE": settings.DRAMATIQ_NAMESPACE, **extra_env}
-    return subprocess.run([sys.executable, "manage.py", "benchjobs", *args],
-                          cwd=settings.BASE_DIR, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return bench_command("benchjobs", *args, **extra_env)
 
 
 @pytest.mark.django_db(transaction=True)

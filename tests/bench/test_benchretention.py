@@ -6,30 +6,22 @@ No speed is asserted: speed is what the command measures, not what a test may ju
 """
 
 import json
-import os
 import subprocess
-import sys
 from datetime import timedelta
 
 import pytest
-from django.conf import settings
 from django.db import connection
 from django.utils import timezone
 
 from bench import retention
-from bench.runner import database_url
 from marketplace.models import ChatMessage, User
 from retention.models import LegalHold, RetentionRun
 from retention.services import Step, retention_run_start, retention_run_step
+from tests.bench.commands import bench_command
 
 
 def benchretention(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings_bench",
-           "DATABASE_URL": database_url(), "REDIS_URL": settings.REDIS_URL,
-           "DRAMATIQ_NAMESPACE": settings.DRAMATIQ_NAMESPACE}
-    return subprocess.run([sys.executable, "manage.py", "benchretention", *args],
-                          cwd=settings.BASE_DIR, env=env, capture_output=True, text=True,
-                          timeout=300)
+    return bench_command("benchretention", *args)
 
 
 @pytest.mark.django_db(transaction=True)

@@ -25,6 +25,7 @@ from marketplace.models import (
     User,
     UserSession,
 )
+from marketplace.search.index import search_profile_index
 from notifications.models import (
     Device,
     EmailKind,
@@ -230,7 +231,7 @@ def ada_with_everything():
     ContractorProfile.objects.create(user=ada, business_name="Ada Lovelace Plomberie",
                                      city="Montréal", province="QC", latitude="45.5",
                                      longitude="-73.6", rating_average="4.50",
-                                     rating_count=2)
+                                     rating_count=2, description="Ada Lovelace, plombière")
     placed = Order.objects.create(client=ada, contractor=bo, title="Deck at 12 Elm St",
                                   province="QC", subtotal_cents=10000, tax_cents=1498,
                                   total_cents=11498, status="completed")
@@ -297,8 +298,12 @@ def test_after_30_days_the_account_is_anonymised_orders_kept_payments_untouched(
     assert (written.text, written.rating) == ("", 4)
     assert Review.objects.get(pk=rows["received"].pk).text == "Great work"
     profile = ContractorProfile.objects.get(user=ada)
-    assert (profile.business_name, profile.city, profile.latitude, profile.is_visible) == (
-        "Deleted contractor", "", None, False)
+    assert (profile.business_name, profile.city, profile.latitude, profile.is_visible,
+            profile.description) == ("Deleted contractor", "", None, False, "")
+    # Its search entry, rebuilt (by the debounced job the deletion sent), names her no more
+    search_profile_index(profile_id=profile.pk)
+    assert "lovelac" not in str(ContractorProfile.objects.values_list(
+        "search_vector", flat=True).get(pk=profile.pk))
     assert str(profile.rating_average) == "4.50"
     # Her personal records are gone; Bo's own are not
     assert list(ChatMessage.objects.values_list("pk", flat=True)) == [rows["bo_to_bo"].pk]

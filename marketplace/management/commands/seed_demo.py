@@ -27,6 +27,7 @@ from marketplace.models import (
     User,
     UserSession,
 )
+from marketplace.search.index import search_profile_index
 
 DEMO_DOMAIN = "demo.jobsite.local"
 DEMO_ADMIN_EMAIL = f"admin@{DEMO_DOMAIN}"
@@ -47,6 +48,13 @@ CONTRACTORS = [
     ("pro3", "Ava", "Chen", "en", "BC", "Vancouver", ["roofing"], "49.2827", "-123.1207"),
     ("pro4", "Zoé", "Pelletier", "fr", "QC", "Québec", ["painting"], "46.8139", "-71.2080"),
 ]
+# What each demo contractor says about their work (searched: README "Search").
+DESCRIPTIONS = {
+    "pro1": "Licensed plumber: leaks, water heaters and bathroom renovations in the GTA.",
+    "pro2": "Électricien résidentiel et commercial : panneaux, câblage et bornes de recharge.",
+    "pro3": "Roof repairs and new shingles across Metro Vancouver; free estimates.",
+    "pro4": "Peintre en bâtiment : intérieur, extérieur et teinture de patios à Québec.",
+}
 # Sales tax by province in basis points (HST/GST+PST/QST), enough for demo orders.
 TAX_BPS = {"ON": 1300, "QC": 1497, "BC": 1200, "AB": 500, "NB": 1500}
 STATUSES = [OrderStatus.COMPLETED, OrderStatus.IN_PROGRESS, OrderStatus.OPEN,
@@ -70,6 +78,10 @@ class Command(BaseCommand):
         now = timezone.now()
         with transaction.atomic():
             created = self._seed(now)
+            # Searchable at once (the nightly reindex would get there by itself).
+            for profile_id in ContractorProfile.objects.filter(
+                    user__email__endswith=f"@{DEMO_DOMAIN}").values_list("pk", flat=True):
+                search_profile_index(profile_id=profile_id)
         summary = ", ".join(f"{count} {what}" for what, count in created.items())
         self.stdout.write(self.style.SUCCESS(f"Demo data ready (new rows): {summary}"))
         if admin_password_file:
@@ -125,7 +137,7 @@ class Command(BaseCommand):
                 user=pro,
                 defaults=dict(business_name=f"{first} {last} {trades[0].title()}", city=city,
                               province=prov, trade_categories=trades, latitude=lat,
-                              longitude=lng),
+                              longitude=lng, description=DESCRIPTIONS[key]),
             )
             counts["contractors"] += made
             pros.append(pro)
